@@ -32,7 +32,7 @@ func JWKSHandler(ks *KeySet, maxAge time.Duration) http.Handler {
 			problem.Error(w, http.StatusMethodNotAllowed, "use GET")
 			return
 		}
-		s := ks.snap.Load()
+		s := ks.load()
 		h := w.Header()
 		h.Set("Cache-Control", cacheControl)
 		h.Set("ETag", s.etag)

@@ -209,7 +209,8 @@ type keySnapshot struct {
 	etag    string
 }
 
-// NewKeySet returns an empty key set. Add keys with [KeySet.Add] or generate
+// NewKeySet returns an empty key set. The zero KeySet is an empty key set
+// with the default configuration. Add keys with [KeySet.Add] or generate
 // the first ones with [KeySet.Rotate].
 func NewKeySet(cfg KeySetConfig) *KeySet {
 	ks := &KeySet{cfg: cfg.withDefaults()}
@@ -234,7 +235,10 @@ func (cfg KeySetConfig) withDefaults() KeySetConfig {
 }
 
 // Config returns the key set's configuration with defaults filled in.
-func (ks *KeySet) Config() KeySetConfig { return ks.cfg }
+func (ks *KeySet) Config() KeySetConfig { return ks.config() }
+
+// config returns the configuration with defaults; a zero KeySet has them all.
+func (ks *KeySet) config() KeySetConfig { return ks.cfg.withDefaults() }
 
 func buildSnapshot(keys []*Key) *keySnapshot {
 	rank := map[KeyState]int{KeyActive: 0, KeyNext: 1, KeyRetired: 2}
@@ -271,10 +275,20 @@ func buildSnapshot(keys []*Key) *keySnapshot {
 	return s
 }
 
+var emptySnapshot = buildSnapshot(nil)
+
+// load returns the current snapshot; a zero KeySet is empty.
+func (ks *KeySet) load() *keySnapshot {
+	if s := ks.snap.Load(); s != nil {
+		return s
+	}
+	return emptySnapshot
+}
+
 func (ks *KeySet) update(fn func(keys []*Key) ([]*Key, error)) error {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
-	keys, err := fn(slices.Clone(ks.snap.Load().keys))
+	keys, err := fn(slices.Clone(ks.load().keys))
 	if err != nil {
 		return err
 	}
@@ -289,7 +303,7 @@ func (ks *KeySet) Add(k *Key) error {
 	if k == nil || k.public == nil {
 		return errors.New("authn: add: key not made by GenerateKey or a key set")
 	}
-	now := ks.cfg.Now()
+	now := ks.config().Now()
 	c := *k
 	if c.State == "" {
 		c.State = KeyActive
@@ -322,7 +336,7 @@ func (ks *KeySet) Add(k *Key) error {
 // sooner than that after the previous Rotate, so that the next key has been
 // published long enough before it signs.
 func (ks *KeySet) Rotate(now time.Time) error {
-	fresh, err := GenerateKey(ks.cfg.Algorithm)
+	fresh, err := GenerateKey(ks.config().Algorithm)
 	if err != nil {
 		return err
 	}
@@ -337,7 +351,7 @@ func (ks *KeySet) Rotate(now time.Time) error {
 		var extra *Key
 		if promote == nil {
 			var err error
-			if promote, err = GenerateKey(ks.cfg.Algorithm); err != nil {
+			if promote, err = GenerateKey(ks.config().Algorithm); err != nil {
 				return nil, err
 			}
 			promote.CreatedAt = now
@@ -362,7 +376,7 @@ func (ks *KeySet) Rotate(now time.Time) error {
 // than MaxTokenTTL+Leeway before now. It returns the kids it dropped.
 func (ks *KeySet) Prune(now time.Time) []string {
 	var dropped []string
-	cutoff := now.Add(-ks.cfg.MaxTokenTTL - ks.cfg.Leeway)
+	cutoff := now.Add(-ks.config().MaxTokenTTL - ks.config().Leeway)
 	_ = ks.update(func(keys []*Key) ([]*Key, error) {
 		return slices.DeleteFunc(keys, func(k *Key) bool {
 			if k.State == KeyRetired && k.RetiredAt.Before(cutoff) {
@@ -390,23 +404,23 @@ func (ks *KeySet) Remove(kid string) bool {
 
 // Keys returns the set's keys: active ones newest first, then next, then
 // retired.
-func (ks *KeySet) Keys() []*Key { return slices.Clone(ks.snap.Load().keys) }
+func (ks *KeySet) Keys() []*Key { return slices.Clone(ks.load().keys) }
 
 // SigningKey returns the key that signs new tokens: the newest active one.
 func (ks *KeySet) SigningKey() (*Key, bool) {
-	k := ks.snap.Load().signing
+	k := ks.load().signing
 	return k, k != nil
 }
 
 // JWKS returns the public keys of every key in the set.
 func (ks *KeySet) JWKS() jose.JSONWebKeySet {
-	return jose.JSONWebKeySet{Keys: slices.Clone(ks.snap.Load().jwks.Keys)}
+	return jose.JSONWebKeySet{Keys: slices.Clone(ks.load().jwks.Keys)}
 }
 
 // PublicKey returns the public JWK with the given kid, or an error wrapping
 // [ErrUnknownKey]. It makes *KeySet a [KeySource].
 func (ks *KeySet) PublicKey(_ context.Context, kid string) (*jose.JSONWebKey, error) {
-	if k, ok := ks.snap.Load().byKID[kid]; ok {
+	if k, ok := ks.load().byKID[kid]; ok {
 		return k.public, nil
 	}
 	return nil, ErrUnknownKey
@@ -436,7 +450,7 @@ func timePtr(t time.Time) *time.Time {
 func (ks *KeySet) MarshalJSON() ([]byte, error) {
 	var out keySetJSON
 	out.Keys = []keyJSON{}
-	for _, k := range ks.snap.Load().keys {
+	for _, k := range ks.load().keys {
 		out.Keys = append(out.Keys, keyJSON{
 			State: k.State, CreatedAt: k.CreatedAt,
 			ActivatedAt: timePtr(k.ActivatedAt), RetiredAt: timePtr(k.RetiredAt),
@@ -447,8 +461,8 @@ func (ks *KeySet) MarshalJSON() ([]byte, error) {
 }
 
 // UnmarshalJSON replaces the set's keys with those encoded by
-// [KeySet.MarshalJSON]. The kid of each key is recomputed from the key. On a
-// zero KeySet it applies the default configuration.
+// [KeySet.MarshalJSON]. The kid of each key is recomputed from the key. A
+// zero KeySet has the default configuration.
 func (ks *KeySet) UnmarshalJSON(b []byte) error {
 	var in keySetJSON
 	if err := json.Unmarshal(b, &in); err != nil {
@@ -476,9 +490,6 @@ func (ks *KeySet) UnmarshalJSON(b []byte) error {
 			k.RetiredAt = *kj.RetiredAt
 		}
 		keys = append(keys, k)
-	}
-	if ks.cfg.Now == nil {
-		ks.cfg = ks.cfg.withDefaults()
 	}
 	return ks.update(func([]*Key) ([]*Key, error) { return keys, nil })
 }

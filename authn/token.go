@@ -84,7 +84,7 @@ func (iss *Issuer) Issue(ctx context.Context, c Claims) (token string, exp time.
 	if ttl <= 0 {
 		ttl = DefaultTokenTTL
 	}
-	if max := iss.Keys.cfg.MaxTokenTTL; ttl > max {
+	if max := iss.Keys.config().MaxTokenTTL; ttl > max {
 		return "", time.Time{}, fmt.Errorf("authn: issue: TTL %s exceeds the key set's MaxTokenTTL %s", ttl, max)
 	}
 	key, ok := iss.Keys.SigningKey()

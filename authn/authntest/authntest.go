@@ -115,7 +115,8 @@ type Spec struct {
 	// KeyID overrides the kid header; NoKeyID omits it.
 	KeyID   string
 	NoKeyID bool
-	// Extra claims are merged into the payload, overriding the others.
+	// Extra claims are merged into the payload, overriding the others; a nil
+	// value removes the claim.
 	Extra map[string]any
 }
 
@@ -193,7 +194,11 @@ func (k *Kit) payload(s Spec) []byte {
 		m["sa"] = true
 	}
 	for name, v := range s.Extra {
-		m[name] = v
+		if v == nil {
+			delete(m, name)
+		} else {
+			m[name] = v
+		}
 	}
 	b, err := json.Marshal(m)
 	if err != nil {
