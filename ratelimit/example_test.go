@@ -51,11 +51,11 @@ func ExampleMiddleware() {
 	for range 2 {
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
-		fmt.Println(w.Code, w.Header().Get("RateLimit-Policy"), w.Header().Get("Retry-After"))
+		fmt.Printf("%d %s Retry-After=%q\n", w.Code, w.Header().Get("RateLimit"), w.Header().Get("Retry-After"))
 	}
 	// Output:
-	// 200 "api";q=1;w=3600
-	// 429 "api";q=1;w=3600 3600
+	// 200 "api";r=0;t=3600 Retry-After=""
+	// 429 "api";r=0;t=3600 Retry-After="3600"
 }
 
 func ExampleMiddlewareWithOptions() {
