@@ -28,7 +28,7 @@ func (s *MemorySink) Accept(ctx context.Context, ev *webhooks.Event) (bool, erro
 	if s.err != nil {
 		return false, s.err
 	}
-	return s.add(ev), nil
+	return !s.add(ev), nil
 }
 
 // AcceptBatch stores the events as Accept does, all at once. With an error
