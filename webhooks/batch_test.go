@@ -59,11 +59,16 @@ func TestBatchMixed(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			mem := &webhookstest.MemorySink{}
-			var sink webhooks.Sink = mem
-			if mode != "BatchSink" {
-				sink = webhooks.SinkFunc(mem.Accept)
-			}
 			mem.Accept(t.Context(), &webhooks.Event{Provider: "payments", ID: "evt_old"})
+			// The sink must see each id of the batch once.
+			var sinkIDs []string
+			var sink webhooks.Sink = recordingBatchSink{mem, &sinkIDs}
+			if mode != "BatchSink" {
+				sink = webhooks.SinkFunc(func(ctx context.Context, ev *webhooks.Event) (bool, error) {
+					sinkIDs = append(sinkIDs, ev.ID)
+					return mem.Accept(ctx, ev)
+				})
+			}
 			var o outcomes
 			rec := serve(batchReceiver(sink, &o), stripeRequest(body))
 			if rec.Code != http.StatusMultiStatus {
@@ -81,6 +86,9 @@ func TestBatchMixed(t *testing.T) {
 			if resp.Accepted != 2 || resp.Duplicates != 2 || resp.Rejected != 3 || resp.Failed != 0 {
 				t.Fatalf("counts %+v", resp)
 			}
+			if strings.Join(sinkIDs, ",") != "evt_1,evt_old,evt_4" {
+				t.Fatalf("sink saw ids %v, want each id once", sinkIDs)
+			}
 			if mem.Len() != 3 {
 				t.Fatalf("%d events stored, want 3", mem.Len())
 			}
@@ -94,6 +102,19 @@ func TestBatchMixed(t *testing.T) {
 			}
 		})
 	}
+}
+
+// recordingBatchSink records the ids handed to AcceptBatch.
+type recordingBatchSink struct {
+	*webhookstest.MemorySink
+	ids *[]string
+}
+
+func (s recordingBatchSink) AcceptBatch(ctx context.Context, evs []*webhooks.Event) ([]webhooks.BatchResult, error) {
+	for _, ev := range evs {
+		*s.ids = append(*s.ids, ev.ID)
+	}
+	return s.MemorySink.AcceptBatch(ctx, evs)
 }
 
 func TestBatchBareArray(t *testing.T) {
