@@ -3,6 +3,7 @@ package redislimit
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
@@ -63,6 +64,11 @@ func (l *Limiter) Allow(ctx context.Context, key string, limit ratelimit.Limit, 
 	}
 	if !out.Allowed {
 		out.RetryAfter = max(res.RetryAfter, 0)
+		// redis_rate reports 0 remaining on a refusal; a request cheaper
+		// than this one may still fit. ResetAfter is the time to refill
+		// what is spent, so what is left is the burst minus that.
+		left := float64(limit.BurstOrCount()) - out.ResetAfter.Seconds()*limit.Rate()
+		out.Remaining = max(int(math.Floor(left+1e-6)), 0)
 	}
 	return out, nil
 }
