@@ -10,9 +10,6 @@ import (
 // golang.org/x/time and this module's internal packages only. In particular
 // go-redis stays in ratelimit/redislimit.
 func TestDependencies(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the go command")
-	}
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("go command not found")
