@@ -123,6 +123,9 @@ func TestVerifyRejects(t *testing.T) {
 	sig, _ := enc.DecodeString(parts[2])
 	sig[0] ^= 1
 	badSig := parts[0] + "." + parts[1] + "." + enc.EncodeToString(sig)
+	// The same signature bytes spelt differently (unused low bits set).
+	last := parts[2][len(parts[2])-1]
+	respelt := good[:len(good)-1] + string(last+1)
 	// JSON serialisation, with one and with two signatures.
 	jsonOne := `{"protected":"` + parts[0] + `","payload":"` + parts[1] + `","signature":"` + parts[2] + `"}`
 	jsonTwo := `{"payload":"` + parts[1] + `","signatures":[{"protected":"` + parts[0] + `","signature":"` + parts[2] +
@@ -159,6 +162,7 @@ func TestVerifyRejects(t *testing.T) {
 		{"kid of a key of another alg", kit.Mint(authntest.Spec{Claims: c, KeyID: es.ID}), authn.ErrTokenSignature},
 		{"tampered payload", tampered, authn.ErrTokenSignature},
 		{"flipped signature bit", badSig, authn.ErrTokenSignature},
+		{"non-canonical signature encoding", respelt, authn.ErrTokenMalformed},
 		{"unknown key", kit.UnknownKey(c), authn.ErrUnknownKey},
 		{"unknown kid", kit.Mint(authntest.Spec{Claims: c, KeyID: "nope"}), authn.ErrUnknownKey},
 		{"missing kid", kit.Mint(authntest.Spec{Claims: c, NoKeyID: true}), authn.ErrUnknownKey},
