@@ -27,7 +27,8 @@ var ErrUnscoped = errors.New("tenancy: query on a tenant-owned model is not scop
 //	g := tenancy.NewGuard("members", "invitations")
 //	db.AddQueryHook(g)
 //
-// A stopped query never reaches the database: the guard hands database/sql a
+// Schema changes (CREATE, ALTER, DROP, COMMENT, GRANT, REVOKE) pass, so that
+// migrations run with the guard installed. A stopped query never reaches the database: the guard hands database/sql a
 // context that is already done, whose Err wraps both [ErrNoTenant] and
 // context.Canceled, and database/sql returns that error.
 //
@@ -109,7 +110,7 @@ func (g *Guard) BeforeQuery(ctx context.Context, event *bun.QueryEvent) context.
 		}
 		return ctx
 	}
-	if IsSystem(ctx) {
+	if IsSystem(ctx) || isDDL(event.Query) {
 		return ctx
 	}
 	if modelScoped(event) {
@@ -161,6 +162,18 @@ func modelScoped(event *bun.QueryEvent) bool {
 func isRaw(event *bun.QueryEvent) bool {
 	_, ok := event.IQuery.(*bun.RawQuery)
 	return ok || event.IQuery == nil
+}
+
+// isDDL reports whether query is a schema change (CREATE, ALTER, DROP,
+// COMMENT, GRANT, REVOKE), which migrations run without a tenant.
+func isDDL(query string) bool {
+	var kw string
+	scanIdents(query, func(s string) bool { kw = s; return false })
+	switch strings.ToUpper(kw) {
+	case "CREATE", "ALTER", "DROP", "COMMENT", "GRANT", "REVOKE":
+		return true
+	}
+	return false
 }
 
 func isDML(event *bun.QueryEvent) bool {

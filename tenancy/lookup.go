@@ -124,3 +124,10 @@ func (c *CachedLookup) ttl() time.Duration {
 	}
 	return DefaultCacheTTL
 }
+
+// Len returns the number of cached keys.
+func (c *CachedLookup) Len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.entries)
+}
