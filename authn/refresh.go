@@ -318,6 +318,20 @@ func (s *RefreshStore) RevokeUser(ctx context.Context, db bun.IDB, userID uuid.U
 	return nil
 }
 
+// RevokeUserTenant revokes the user's refresh tokens for one tenant: its
+// sessions there end when it is removed from or deactivated in the tenant,
+// while its sessions in other tenants go on.
+func (s *RefreshStore) RevokeUserTenant(ctx context.Context, db bun.IDB, userID, tenantID uuid.UUID) error {
+	_, err := db.NewUpdate().Model((*RefreshToken)(nil)).
+		Set("revoked_at = ?", s.now()).
+		Where("user_id = ?", userID).Where("tenant_id = ?", tenantID).Where("revoked_at IS NULL").
+		Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("authn: refresh: revoke user in tenant: %w", err)
+	}
+	return nil
+}
+
 // DeleteExpired deletes the tokens that expired before the given time and
 // returns how many it deleted. Run it now and then; keep some margin (a day)
 // so that a reused expired token still meets its record.

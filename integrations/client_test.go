@@ -333,7 +333,7 @@ func TestIdempotencyKeyRetriedWithSameKeyAndBody(t *testing.T) {
 		body func() io.Reader
 	}{
 		{"buffered", func() io.Reader { return io.NopCloser(strings.NewReader(payload)) }}, // no GetBody
-		{"GetBody", func() io.Reader { return strings.NewReader(payload) }},                 // http.NewRequest sets GetBody
+		{"GetBody", func() io.Reader { return strings.NewReader(payload) }},                // http.NewRequest sets GetBody
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {

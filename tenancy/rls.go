@@ -23,6 +23,12 @@ const PolicyName = "tenant_isolation"
 // transaction; the RLS policy reads it with current_setting.
 const SettingName = "app.tenant_id"
 
+// SystemSettingName is the Postgres setting that marks a transaction run
+// with [System] access and no tenant: the policy of [EnableRLS] lets such a
+// transaction see every tenant's rows, as the application hooks do. It is
+// set only from the context, never from request data.
+const SystemSettingName = "app.system"
+
 var roleRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 
 func checkRole(role string) error {
@@ -95,15 +101,17 @@ func (r *TxRunner) Read(ctx context.Context, fn func(ctx context.Context, db bun
 }
 
 func (r *TxRunner) setup(ctx context.Context, tx bun.Tx) error {
-	tid := ""
+	tid, system := "", "off"
 	if id, ok := IDFromContext(ctx); ok {
 		tid = id.String()
+	} else if IsSystem(ctx) {
+		system = "on"
 	}
 	var err error
 	if r.Role != "" {
-		_, err = tx.ExecContext(ctx, "SELECT set_config(?, ?, true), set_config('role', ?, true)", SettingName, tid, r.Role)
+		_, err = tx.ExecContext(ctx, "SELECT set_config(?, ?, true), set_config(?, ?, true), set_config('role', ?, true)", SettingName, tid, SystemSettingName, system, r.Role)
 	} else {
-		_, err = tx.ExecContext(ctx, "SELECT set_config(?, ?, true)", SettingName, tid)
+		_, err = tx.ExecContext(ctx, "SELECT set_config(?, ?, true), set_config(?, ?, true)", SettingName, tid, SystemSettingName, system)
 	}
 	if err != nil {
 		return fmt.Errorf("tenancy: set up tenant transaction: %w", err)
@@ -114,8 +122,10 @@ func (r *TxRunner) setup(ctx context.Context, tx bun.Tx) error {
 // EnableRLS turns on row-level security for a tenant table on Postgres: ENABLE
 // and FORCE ROW LEVEL SECURITY (so that the owner is subject to it too) and the
 // policy [PolicyName], USING and WITH CHECK
-// `tenant_id = NULLIF(current_setting('app.tenant_id', true), ”)::uuid`.
-// A transaction without a tenant therefore sees no rows and can write none. It
+// `tenant_id = NULLIF(current_setting('app.tenant_id', true), ”)::uuid OR
+// current_setting('app.system', true) = 'on'`. A transaction without a tenant
+// therefore sees no rows and can write none, unless [TxRunner] began it with
+// [System] access and no tenant. It
 // is idempotent, and a no-op on SQLite. Migrations that create tenant tables
 // call it; table may be schema-qualified.
 func EnableRLS(ctx context.Context, db bun.IDB, table string) error {
@@ -123,7 +133,7 @@ func EnableRLS(ctx context.Context, db bun.IDB, table string) error {
 		return nil
 	}
 	ident := bun.Ident(table)
-	cond := bun.SafeQuery("tenant_id = NULLIF(current_setting(?, true), '')::uuid", SettingName)
+	cond := bun.SafeQuery("tenant_id = NULLIF(current_setting(?, true), '')::uuid OR current_setting(?, true) = 'on'", SettingName, SystemSettingName)
 	stmts := []struct {
 		q    string
 		args []any

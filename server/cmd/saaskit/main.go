@@ -1,0 +1,174 @@
+// Command saaskit runs the saaskit reference server.
+//
+//	saaskit serve                 run the platform (migrates on start)
+//	saaskit migrate up|down|status
+//	saaskit createsuperuser -email E [-password P]
+//	saaskit bench -scenario users-list ...
+//	saaskit version
+//
+// Configuration comes from SAASKIT_* environment variables, with flags of the
+// same name over them; see .env.example.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/saaskit/saaskit/internal/sqldb"
+	"github.com/saaskit/saaskit/server"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "saaskit:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: saaskit <command> [flags]
+
+commands:
+  serve            run the platform: API, migrations on start, first superuser
+  migrate          up | down [set] | status
+  createsuperuser  create a platform superadmin (-email, -password)
+  bench            load-test scenarios against an in-process server or a URL
+  version          print the version
+  env-example      print every configuration variable with its default
+
+Every command takes the configuration flags; run "saaskit serve -h" to list them.
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command")
+	}
+	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return serve(ctx, args, stdout, stderr)
+	case "migrate":
+		return migrateCmd(ctx, args, stdout, stderr)
+	case "createsuperuser":
+		return createSuperuser(ctx, args, stdout, stderr)
+	case "bench":
+		return benchCmd(ctx, args, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "saaskit", server.Version)
+		return nil
+	case "env-example":
+		fmt.Fprint(stdout, server.EnvExample())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+func loadConfig(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (server.Config, *flag.FlagSet, error) {
+	fs := flag.NewFlagSet("saaskit "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if extra != nil {
+		extra(fs)
+	}
+	cfg, err := server.LoadConfig(fs, args, os.Getenv)
+	return cfg, fs, err
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, _, err := loadConfig("serve", args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(ctx, cfg, server.Options{})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	email, generated, err := srv.EnsureSuperuser(ctx)
+	if err != nil {
+		return fmt.Errorf("first superuser: %w", err)
+	}
+	if generated != "" {
+		fmt.Fprintf(stdout, "\nCreated superuser %s with password %s\nThis password is shown once; change it with PATCH /api/auth/profile/.\n\n", email, generated)
+	} else if email != "" {
+		fmt.Fprintf(stdout, "Created superuser %s from SAASKIT_ADMIN_EMAIL.\n", email)
+	}
+	return srv.Run(ctx)
+}
+
+func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, fs, err := loadConfig("migrate", args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	url := cfg.DatabaseURL
+	if cfg.MigrateDatabaseURL != "" {
+		url = cfg.MigrateDatabaseURL
+	}
+	db, err := sqldb.Open(ctx, url, sqldb.Options{Synchronous: cfg.SQLiteSynchronous})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	sub := "up"
+	if fs.NArg() > 0 {
+		sub = fs.Arg(0)
+	}
+	switch sub {
+	case "up":
+		if err := server.Migrate(ctx, db, cfg.DBAppRole); err != nil {
+			return err
+		}
+		return server.MigrationStatus(ctx, db, stdout)
+	case "down":
+		if err := server.MigrateDown(ctx, db, fs.Arg(1)); err != nil {
+			return err
+		}
+		return server.MigrationStatus(ctx, db, stdout)
+	case "status":
+		return server.MigrationStatus(ctx, db, stdout)
+	}
+	return fmt.Errorf("migrate: unknown subcommand %q (up, down, status)", sub)
+}
+
+func createSuperuser(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var email, password string
+	cfg, _, err := loadConfig("createsuperuser", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&email, "email", "", "email of the superuser (required)")
+		fs.StringVar(&password, "password", "", "password; empty: generate one and print it")
+	})
+	if err != nil {
+		return err
+	}
+	if email == "" {
+		return errors.New("createsuperuser: -email is required")
+	}
+	srv, err := server.New(ctx, cfg, server.Options{})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	generated, err := srv.CreateSuperuser(ctx, email, password)
+	if err != nil {
+		return err
+	}
+	if generated != "" {
+		fmt.Fprintf(stdout, "superuser %s, password %s (shown once)\n", email, generated)
+	} else {
+		fmt.Fprintf(stdout, "superuser %s\n", email)
+	}
+	return nil
+}

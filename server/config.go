@@ -1,0 +1,186 @@
+package server
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ErrConfig is wrapped by every configuration error.
+var ErrConfig = errors.New("server: bad configuration")
+
+// Config is the reference server's configuration. Every field is read from the
+// environment variable in its env tag, and a command-line flag of the same name
+// (lower case, without the SAASKIT_ prefix, with dashes) overrides it. The
+// default tag is the value used when neither is set; the zero Config passed
+// through [Config.Defaults] holds the defaults.
+type Config struct {
+	Addr        string `env:"SAASKIT_ADDR" default:":8080" help:"address the HTTP server listens on"`
+	DatabaseURL string `env:"SAASKIT_DATABASE_URL" default:"saaskit.db" help:"SQLite file path, or postgres://user@host/db for Postgres"`
+	// MigrateDatabaseURL, when set, is used for migrations (the table owner),
+	// while DatabaseURL is an unprivileged role.
+	MigrateDatabaseURL string `env:"SAASKIT_MIGRATE_DATABASE_URL" default:"" help:"Postgres URL of the table owner for migrations; empty: DatabaseURL"`
+	DBAppRole          string `env:"SAASKIT_DB_APP_ROLE" default:"saaskit_app" help:"Postgres role that tenant transactions SET LOCAL ROLE to when connected as the table owner; empty disables"`
+	SQLiteSynchronous  string `env:"SAASKIT_SQLITE_SYNCHRONOUS" default:"NORMAL" help:"SQLite synchronous pragma: NORMAL (durable against process crash) or FULL (durable against power loss)"`
+	DBMaxConns         int    `env:"SAASKIT_DB_MAX_CONNS" default:"0" help:"connection pool size; 0: 4 per CPU on Postgres, 2 per CPU + 2 on SQLite"`
+
+	AdminEmail    string `env:"SAASKIT_ADMIN_EMAIL" default:"" help:"email of the superuser created on first start"`
+	AdminPassword string `env:"SAASKIT_ADMIN_PASSWORD" default:"" secret:"true" help:"password of that superuser; empty: a generated one is printed once"`
+
+	JWTIssuer         string        `env:"SAASKIT_JWT_ISSUER" default:"saaskit" help:"iss claim of access tokens"`
+	JWTAudience       string        `env:"SAASKIT_JWT_AUDIENCE" default:"saaskit-api" help:"aud claim of access tokens"`
+	JWTAlgorithm      string        `env:"SAASKIT_JWT_ALGORITHM" default:"EdDSA" help:"signing algorithm of new keys: EdDSA, ES256 or RS256"`
+	AccessTokenTTL    time.Duration `env:"SAASKIT_ACCESS_TOKEN_TTL" default:"15m" help:"lifetime of access tokens"`
+	RefreshTokenTTL   time.Duration `env:"SAASKIT_REFRESH_TOKEN_TTL" default:"720h" help:"lifetime of refresh tokens"`
+	RefreshReuseGrace time.Duration `env:"SAASKIT_REFRESH_REUSE_GRACE" default:"10s" help:"how long a rotated refresh token may be reused (a retried request) before reuse revokes its family"`
+	KeyRotateInterval time.Duration `env:"SAASKIT_JWT_ROTATE_INTERVAL" default:"720h" help:"how often the signing key rotates; 0 disables automatic rotation"`
+	PasswordMinLength int           `env:"SAASKIT_PASSWORD_MIN_LENGTH" default:"10" help:"minimum password length"`
+	HashConcurrency   int           `env:"SAASKIT_HASH_CONCURRENCY" default:"0" help:"password hashes computed at once; 0: one per CPU (bounds memory under a login flood)"`
+
+	RedisURL       string        `env:"SAASKIT_REDIS_URL" default:"" help:"redis://host:port/db for shared rate limits; empty: in-memory limits"`
+	CORSOrigins    string        `env:"SAASKIT_CORS_ORIGINS" default:"" help:"comma-separated origins allowed by CORS; empty: CORS off"`
+	TrustedProxies string        `env:"SAASKIT_TRUSTED_PROXIES" default:"" help:"comma-separated CIDRs of reverse proxies whose X-Forwarded-For is trusted"`
+	MaxBodyBytes   int64         `env:"SAASKIT_MAX_BODY_BYTES" default:"1048576" help:"largest request body accepted by the API"`
+	LogFormat      string        `env:"SAASKIT_LOG_FORMAT" default:"json" help:"log format: json or text"`
+	LogLevel       string        `env:"SAASKIT_LOG_LEVEL" default:"info" help:"log level: debug, info, warn or error"`
+	ShutdownGrace  time.Duration `env:"SAASKIT_SHUTDOWN_GRACE" default:"15s" help:"how long shutdown waits for requests in flight"`
+}
+
+// Defaults fills every zero field of c with its default.
+func (c *Config) Defaults() {
+	v := reflect.ValueOf(c).Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		f := v.Field(i)
+		if !f.IsZero() {
+			continue
+		}
+		if def := t.Field(i).Tag.Get("default"); def != "" {
+			setField(f, def) //nolint:errcheck // defaults are valid
+		}
+	}
+}
+
+// ConfigVar describes one configuration variable.
+type ConfigVar struct {
+	Env, Flag, Default, Help string
+	Secret                   bool
+}
+
+// ConfigVars lists every configuration variable in field order.
+func ConfigVars() []ConfigVar {
+	t := reflect.TypeFor[Config]()
+	out := make([]ConfigVar, 0, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		env := f.Tag.Get("env")
+		out = append(out, ConfigVar{
+			Env:     env,
+			Flag:    flagName(env),
+			Default: f.Tag.Get("default"),
+			Help:    f.Tag.Get("help"),
+			Secret:  f.Tag.Get("secret") == "true",
+		})
+	}
+	return out
+}
+
+func flagName(env string) string {
+	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(env, "SAASKIT_")), "_", "-")
+}
+
+// LoadConfig reads the configuration from the environment (getenv, usually
+// os.Getenv) and then from args, parsed as flags on fs.
+func LoadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Config, error) {
+	var c Config
+	v := reflect.ValueOf(&c).Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		val := getenv(f.Tag.Get("env"))
+		if val == "" {
+			val = f.Tag.Get("default")
+		}
+		if val != "" {
+			if err := setField(v.Field(i), val); err != nil {
+				return c, fmt.Errorf("%w: %s=%q: %v", ErrConfig, f.Tag.Get("env"), val, err)
+			}
+		}
+		field := v.Field(i)
+		env := f.Tag.Get("env")
+		fs.Func(flagName(env), f.Tag.Get("help")+" (env "+env+")", func(s string) error {
+			return setField(field, s)
+		})
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	return c, c.Validate()
+}
+
+// Validate checks values that parse but make no sense.
+func (c *Config) Validate() error {
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		return fmt.Errorf("%w: SAASKIT_LOG_FORMAT must be json or text, not %q", ErrConfig, c.LogFormat)
+	}
+	switch c.JWTAlgorithm {
+	case "EdDSA", "ES256", "RS256":
+	default:
+		return fmt.Errorf("%w: SAASKIT_JWT_ALGORITHM must be EdDSA, ES256 or RS256, not %q", ErrConfig, c.JWTAlgorithm)
+	}
+	if c.AccessTokenTTL <= 0 || c.RefreshTokenTTL <= 0 {
+		return fmt.Errorf("%w: token lifetimes must be positive", ErrConfig)
+	}
+	if c.MaxBodyBytes <= 0 {
+		return fmt.Errorf("%w: SAASKIT_MAX_BODY_BYTES must be positive", ErrConfig)
+	}
+	return nil
+}
+
+func setField(f reflect.Value, s string) error {
+	switch f.Interface().(type) {
+	case string:
+		f.SetString(s)
+	case int, int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return err
+		}
+		f.SetInt(n)
+	case time.Duration:
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		f.SetInt(int64(d))
+	case bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		f.SetBool(b)
+	default:
+		return fmt.Errorf("unsupported type %s", f.Type())
+	}
+	return nil
+}
+
+// EnvExample renders the .env.example file from [ConfigVars].
+func EnvExample() string {
+	var b strings.Builder
+	b.WriteString("# saaskit configuration. Every variable is optional; the value shown is the default.\n")
+	b.WriteString("# Generated from server.Config; a test keeps this file in step with it.\n")
+	for _, v := range ConfigVars() {
+		fmt.Fprintf(&b, "\n# %s (flag -%s)\n%s=%s\n", v.Help, v.Flag, v.Env, v.Default)
+	}
+	return b.String()
+}
+
+func getenvOS(k string) string { return os.Getenv(k) }

@@ -1,0 +1,283 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/cors"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
+
+	"github.com/saaskit/saaskit/authn"
+	"github.com/saaskit/saaskit/internal/sqldb"
+	"github.com/saaskit/saaskit/server/apidocs"
+	"github.com/saaskit/saaskit/tenancy"
+)
+
+// Version is the server's version, set at build time with
+// -ldflags "-X github.com/saaskit/saaskit/server.Version=v1.2.3".
+var Version = "dev"
+
+// Server is the reference server: the SDK's packages composed into one
+// http.Handler over one database.
+type Server struct {
+	cfg       Config
+	db        *bun.DB
+	ownsDB    bool
+	log       *slog.Logger
+	accessLog bool
+
+	tx       *tenancy.TxRunner
+	tenants  *tenancy.Store
+	lookup   *tenancy.CachedLookup
+	keys     *authn.KeySet
+	issuer   *authn.Issuer
+	verifier *authn.Verifier
+	hasher   *authn.Hasher
+	policy   authn.PasswordPolicy
+	refresh  *authn.RefreshStore
+
+	registry *prometheus.Registry
+	metrics  *httpMetrics
+	api      huma.API
+	handler  http.Handler
+
+	rotateMu sync.Mutex
+	now      func() time.Time
+}
+
+// Options are the parts of a server that are not configuration values.
+type Options struct {
+	// DB, when set, is used instead of opening Config.DatabaseURL; the caller
+	// closes it.
+	DB *bun.DB
+	// Logger receives the server's logs; nil means a JSON or text logger on
+	// stderr as configured.
+	Logger *slog.Logger
+	// NoAccessLog turns off the per-request log line (benchmarks).
+	NoAccessLog bool
+	// SkipMigrate skips migrations on start (the caller ran them).
+	SkipMigrate bool
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// New opens the database, migrates it, loads or creates the signing keys and
+// builds the HTTP handler.
+func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: opts.Logger, accessLog: !opts.NoAccessLog, now: opts.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = NewLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
+	}
+	s.db = opts.DB
+	if s.db == nil {
+		db, err := sqldb.Open(ctx, cfg.DatabaseURL, sqldb.Options{Synchronous: cfg.SQLiteSynchronous, MaxOpenConns: cfg.DBMaxConns})
+		if err != nil {
+			return nil, err
+		}
+		s.db, s.ownsDB = db, true
+	}
+	if !opts.SkipMigrate {
+		if err := Migrate(ctx, s.db, cfg.DBAppRole); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	if err := s.setup(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) setup(ctx context.Context) error {
+	cfg := s.cfg
+	role := ""
+	if s.db.Dialect().Name() == dialect.PG {
+		mode, err := tenancy.CheckRLS(ctx, s.db, cfg.DBAppRole)
+		if err != nil {
+			return err
+		}
+		switch mode {
+		case tenancy.RLSEnforced:
+			s.log.Info("row-level security enforced: connected as an unprivileged role")
+		case tenancy.RLSEnforcedViaRole:
+			role = cfg.DBAppRole
+			s.log.Info("row-level security enforced: tenant transactions SET LOCAL ROLE", slog.String("role", role))
+		default:
+			s.log.Warn("ROW-LEVEL SECURITY IS BYPASSED: the connection role owns the tables or has BYPASSRLS and no app role is configured; only the application's tenant scoping protects data",
+				slog.String("hint", "set SAASKIT_DB_APP_ROLE or connect as an unprivileged role"))
+		}
+	}
+	s.db.AddQueryHook(tenancy.NewGuard("members"))
+	s.tx = &tenancy.TxRunner{DB: s.db, Role: role}
+	s.tenants = &tenancy.Store{}
+	s.lookup = &tenancy.CachedLookup{DB: s.db, Store: s.tenants}
+	s.hasher = &authn.Hasher{Concurrency: cfg.HashConcurrency}
+	s.policy = authn.PasswordPolicy{MinLength: cfg.PasswordMinLength}
+	s.refresh = &authn.RefreshStore{TTL: cfg.RefreshTokenTTL, ReuseGrace: cfg.RefreshReuseGrace, Now: s.now}
+
+	keys, err := s.loadKeys(ctx)
+	if err != nil {
+		return err
+	}
+	s.keys = keys
+	s.issuer = &authn.Issuer{Keys: keys, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.AccessTokenTTL, Now: s.now}
+	s.verifier = &authn.Verifier{Keys: keys, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Now: s.now,
+		Cache: authn.NewTokenCache(10000)}
+
+	s.registry = prometheus.NewRegistry()
+	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewDBStatsCollector(s.db.DB, "main"))
+	s.metrics = newHTTPMetrics(s.registry)
+
+	mux := http.NewServeMux()
+	s.api = s.newAPI(mux)
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
+	mux.Handle("GET /.well-known/jwks.json", authn.JWKSHandler(keys, cfg.AccessTokenTTL))
+	docs := apidocs.Handler(apidocs.Config{SpecURL: "/api/openapi.json", Title: "saaskit API", Prefix: "/api/docs"})
+	mux.Handle("GET /api/docs", docs)
+	mux.Handle("GET /api/docs/", docs)
+
+	var h http.Handler = mux
+	h = trailingSlash(h)
+	if origins := splitList(cfg.CORSOrigins); len(origins) > 0 {
+		h = cors.New(cors.Options{
+			AllowedOrigins:   origins,
+			AllowedMethods:   []string{"GET", "POST", "PUT", "PATCH", "DELETE"},
+			AllowedHeaders:   []string{"Authorization", "Content-Type", "X-Request-ID"},
+			ExposedHeaders:   []string{"X-Request-ID", "RateLimit", "RateLimit-Policy", "Retry-After"},
+			AllowCredentials: false,
+			MaxAge:           600,
+		}).Handler(h)
+	}
+	h = securityHeaders(h)
+	s.handler = s.observe(h)
+	return nil
+}
+
+// Handler returns the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// DB returns the server's database.
+func (s *Server) DB() *bun.DB { return s.db }
+
+// API returns the huma API, so that an embedder can register more operations.
+func (s *Server) API() huma.API { return s.api }
+
+// Close closes the database if the server opened it.
+func (s *Server) Close() error {
+	if s.ownsDB && s.db != nil {
+		return s.db.Close()
+	}
+	return nil
+}
+
+// Run listens on the configured address and serves until ctx is done, then
+// shuts down gracefully: it stops accepting, waits for requests in flight up to
+// the configured grace, and returns.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("server: listen: %w", err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx is done; see [Server.Run].
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	go s.rotateLoop(ctx)
+	s.log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("version", Version),
+		slog.String("database", s.db.Dialect().Name().String()))
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down", slog.Duration("grace", s.cfg.ShutdownGrace))
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("server: shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	io.WriteString(w, `{"status":"ok"}`+"\n")
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "application/json")
+	if err := s.db.PingContext(ctx); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, `{"status":"unavailable","database":"down"}`+"\n")
+		return
+	}
+	io.WriteString(w, `{"status":"ok","database":"up"}`+"\n")
+}
+
+// NewLogger returns a slog logger writing JSON or text at the given level.
+func NewLogger(w io.Writer, format, level string) *slog.Logger {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		lv = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// TxRunner returns the runner of tenant-scoped transactions the server uses.
+func (s *Server) TxRunner() *tenancy.TxRunner { return s.tx }
