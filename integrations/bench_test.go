@@ -101,7 +101,7 @@ func BenchmarkUnderErrors(b *testing.B) {
 		name  string
 		ratio float64
 	}{
-		{"retries-only", 2},     // the breaker never trips: the retry policy alone
+		{"retries-only", 2},    // the breaker never trips: the retry policy alone
 		{"default-breaker", 0}, // FailureRatio 0.5 trips at this error rate
 	} {
 		b.Run(bc.name, func(b *testing.B) {
