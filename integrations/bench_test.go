@@ -95,7 +95,9 @@ func (f *flaky) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // BenchmarkUnderErrors sends logical GETs to an upstream that fails 50% of
 // requests and reports the share that succeed thanks to retries, and the
 // upstream requests per logical call. Waits are scaled down to microseconds
-// so that the benchmark measures the policy, not sleeping.
+// and OpenTimeout to a millisecond so that the benchmark measures the
+// policy, not sleeping; the default-breaker share therefore depends on that
+// scaling. TestOutage gives the figures at the real defaults in fake time.
 func BenchmarkUnderErrors(b *testing.B) {
 	for _, bc := range []struct {
 		name  string
