@@ -48,6 +48,9 @@ func register[I, O any](s *Server, api huma.API, op huma.Operation, h func(conte
 		op.Errors = append(op.Errors, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound)
 	}
 	huma.Register(api, op, func(ctx context.Context, in *I) (*O, error) {
+		if err := checkText(reflect.ValueOf(in), ""); err != nil {
+			return nil, err
+		}
 		out, err := h(ctx, in)
 		if err != nil {
 			return nil, s.toAPIError(ctx, err)
@@ -114,6 +117,3 @@ func (s *Server) tenantContext(ctx context.Context) (context.Context, *authn.Pri
 	}
 	return tenancy.WithTenant(ctx, t), p, nil
 }
-
-// isZero reports whether v is its type's zero value.
-func isZero(v any) bool { return v == nil || reflect.ValueOf(v).IsZero() }

@@ -164,3 +164,12 @@ func problemOf(t *testing.T, r *response, status int) map[string]any {
 	}
 	return r.JSON()
 }
+
+func jsonBody(s string) io.Reader { return strings.NewReader(s) }
+
+func decodeInto(tb testing.TB, b []byte, v any) {
+	tb.Helper()
+	if err := json.Unmarshal(b, v); err != nil {
+		tb.Fatalf("decode %s: %v", b, err)
+	}
+}
