@@ -86,6 +86,10 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	// Both databases keep microseconds: an answer written from memory then
+	// matches the same row read back.
+	clock := s.now
+	s.now = func() time.Time { return clock().UTC().Truncate(time.Microsecond) }
 	if s.log == nil {
 		s.log = NewLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
 	}
@@ -131,7 +135,7 @@ func (s *Server) setup(ctx context.Context) error {
 	}
 	s.db.AddQueryHook(tenancy.NewGuard("members"))
 	s.tx = &tenancy.TxRunner{DB: s.db, Role: role}
-	s.tenants = &tenancy.Store{}
+	s.tenants = &tenancy.Store{Now: s.now}
 	s.lookup = &tenancy.CachedLookup{DB: s.db, Store: s.tenants}
 	s.hasher = &authn.Hasher{Concurrency: cfg.HashConcurrency}
 	s.policy = authn.PasswordPolicy{MinLength: cfg.PasswordMinLength}
