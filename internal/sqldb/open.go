@@ -37,7 +37,7 @@ type Options struct {
 	// BusyTimeout is how long a SQLite writer waits for the lock; default 5s.
 	BusyTimeout time.Duration
 	// MaxOpenConns caps the pool; default 4*GOMAXPROCS for Postgres and
-	// 2*GOMAXPROCS+2 for SQLite.
+	// max(4, 2*GOMAXPROCS) for SQLite.
 	MaxOpenConns int
 	// SearchPath, for Postgres, sets the schema search path of every connection.
 	SearchPath string
@@ -85,7 +85,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*bun.DB, error) {
 		}
 		n := opts.MaxOpenConns
 		if n == 0 {
-			n = 2*runtime.GOMAXPROCS(0) + 2
+			n = max(4, 2*runtime.GOMAXPROCS(0))
 		}
 		sqldb.SetMaxOpenConns(n)
 		sqldb.SetMaxIdleConns(n)

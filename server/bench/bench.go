@@ -53,6 +53,8 @@ type Config struct {
 	// OtherTenants are extra tenants seeded beside the one under test, each
 	// with OtherMembers members; default none.
 	OtherTenants, OtherMembers int
+	// MaxConns is the database pool size; 0 means the server's default.
+	MaxConns int
 	// Log receives progress lines; nil means discard.
 	Log io.Writer
 }
@@ -134,7 +136,7 @@ func start(ctx context.Context, cfg Config) (*env, error) {
 		cleanup = append(cleanup, func() { os.RemoveAll(dir) })
 		url = filepath.Join(dir, "bench.db")
 	}
-	db, err := sqldb.Open(ctx, url, sqldb.Options{})
+	db, err := sqldb.Open(ctx, url, sqldb.Options{MaxOpenConns: cfg.MaxConns})
 	if err != nil {
 		return nil, err
 	}

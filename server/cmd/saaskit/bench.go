@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 
 	"github.com/saaskit/saaskit/server/bench"
 )
@@ -25,8 +26,21 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.OtherTenants, "other-tenants", 0, "extra tenants seeded beside the one under test")
 	fs.IntVar(&cfg.OtherMembers, "other-members", 0, "members of each extra tenant")
 	fs.BoolVar(&asJSON, "json", false, "print results as JSON lines")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	fs.IntVar(&cfg.MaxConns, "max-conns", 0, "database pool size of the in-process server (0: the server's default)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	cfg.Log = stderr
 	results, err := bench.Run(ctx, cfg)
@@ -43,6 +57,5 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(results) == 2 && results[1].PerSecond > 0 {
 		fmt.Fprintf(stdout, "HTTP/Bun throughput ratio: %.2f\n", results[0].PerSecond/results[1].PerSecond)
 	}
-	_ = os.Stdout
 	return nil
 }
