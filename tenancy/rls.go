@@ -91,13 +91,62 @@ func (r *TxRunner) RunInTx(ctx context.Context, opts *sql.TxOptions, fn func(ctx
 // no transaction: reads in WAL mode run concurrently, and SQLite transactions
 // here are write (IMMEDIATE) transactions. On Postgres fn runs in a read-only
 // transaction set up as for [TxRunner.RunInTx].
+//
+// On Postgres the transaction is begun and set up in one round trip (BEGIN
+// and the settings sent together over the simple protocol), so that a read
+// costs three round trips (begin and set up, fn's query, commit) instead of
+// four.
 func (r *TxRunner) Read(ctx context.Context, fn func(ctx context.Context, db bun.IDB) error) error {
 	if !isPG(r.DB) {
 		return fn(ctx, r.DB)
 	}
-	return r.RunInTx(ctx, &sql.TxOptions{ReadOnly: true}, func(ctx context.Context, tx bun.Tx) error {
-		return fn(ctx, tx)
-	})
+	if r.Role != "" {
+		if err := checkRole(r.Role); err != nil {
+			return err
+		}
+	}
+	conn, err := r.DB.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN READ ONLY; "+r.setupSQL(ctx)); err != nil {
+		// A failed BEGIN may still have opened the transaction.
+		conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK") //nolint:errcheck
+		return fmt.Errorf("tenancy: set up tenant transaction: %w", err)
+	}
+	committed := false
+	defer func() { // on error or panic
+		if !committed {
+			conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK") //nolint:errcheck
+		}
+	}()
+	if err := fn(ctx, conn); err != nil {
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return err
+	}
+	committed = true
+	return nil
+}
+
+// setupSQL is the statement that sets the tenant, the system flag and the
+// role for the current transaction, with the values inlined: the tenant id
+// is a UUID, the flag a constant and the role a checked identifier, so no
+// value needs quoting beyond the literal quotes.
+func (r *TxRunner) setupSQL(ctx context.Context) string {
+	tid, system := "", "off"
+	if id, ok := IDFromContext(ctx); ok {
+		tid = id.String()
+	} else if IsSystem(ctx) {
+		system = "on"
+	}
+	q := "SELECT set_config('" + SettingName + "', '" + tid + "', true), set_config('" + SystemSettingName + "', '" + system + "', true)"
+	if r.Role != "" {
+		q += ", set_config('role', '" + r.Role + "', true)"
+	}
+	return q
 }
 
 func (r *TxRunner) setup(ctx context.Context, tx bun.Tx) error {

@@ -110,6 +110,57 @@ func TestRLS(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// System access without a tenant sees every tenant's rows, in both forms.
+	sys := tenancy.System(ctx)
+	err = r.Read(sys, func(ctx context.Context, q bun.IDB) error {
+		if got := names(ctx, q); len(got) != 3 {
+			t.Errorf("system (read) sees %v", got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = r.RunInTx(sys, nil, func(ctx context.Context, tx bun.Tx) error {
+		if got := names(ctx, tx); len(got) != 3 {
+			t.Errorf("system (tx) sees %v", got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A read is read-only, and an error in it ends its transaction: the
+	// pooled connection comes back clean, as its own role, with no tenant.
+	err = r.Read(tenancy.WithTenant(ctx, a), func(ctx context.Context, q bun.IDB) error {
+		_, err := q.ExecContext(ctx, "INSERT INTO rls_items (tenant_id, name) VALUES (?, 'ro')", a.ID)
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "read-only") {
+		t.Errorf("write inside Read: err = %v, want a read-only transaction error", err)
+	}
+	probe := db.DB
+	conns := make([]bun.Conn, 0, 8)
+	for range 8 { // look at several pooled connections
+		c, err := probe.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		var user, tid string
+		var inTx bool
+		if err := c.QueryRowContext(ctx, "SELECT current_user, coalesce(current_setting('app.tenant_id', true), ''), current_setting('transaction_read_only') = 'on'").Scan(&user, &tid, &inTx); err != nil {
+			t.Fatal(err)
+		}
+		if user == appRole || tid != "" || inTx {
+			t.Errorf("pooled connection left dirty: user %s, tenant %q, in transaction %v", user, tid, inTx)
+		}
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+
 	// Writing a row of B inside A's transaction breaks the policy.
 	err = r.RunInTx(tenancy.WithTenant(ctx, a), nil, func(ctx context.Context, tx bun.Tx) error {
 		_, err := tx.ExecContext(ctx, "INSERT INTO rls_items (tenant_id, name) VALUES (?, 'evil')", b.ID)
