@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/saaskit/saaskit/internal/sqldb"
@@ -100,6 +101,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	email, generated, err := srv.EnsureSuperuser(ctx)
 	if err != nil {
 		return fmt.Errorf("first superuser: %w", err)
+	}
+	if email != "" {
+		// Hashing the password took argon2id's memory; hand it back before
+		// serving, so that an idle server stays small.
+		debug.FreeOSMemory()
 	}
 	if generated != "" {
 		fmt.Fprintf(stdout, "\nCreated superuser %s with password %s\nThis password is shown once; change it with PATCH /api/auth/profile/.\n\n", email, generated)
