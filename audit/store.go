@@ -164,6 +164,10 @@ type Query struct {
 	ResourceType string
 	ResourceID   string
 	ActorID      string
+	// CreatedAfter and CreatedBefore, when not zero, keep only events
+	// recorded strictly after or strictly before them.
+	CreatedAfter  time.Time
+	CreatedBefore time.Time
 }
 
 // List returns a page of a tenant's events, newest first.
@@ -186,6 +190,12 @@ func List(ctx context.Context, db bun.IDB, q Query) ([]Event, error) {
 		if f.v != "" {
 			sel.Where("? = ?", bun.Ident(f.col), f.v)
 		}
+	}
+	if !q.CreatedAfter.IsZero() {
+		sel.Where("created_at > ?", q.CreatedAfter.UTC())
+	}
+	if !q.CreatedBefore.IsZero() {
+		sel.Where("created_at < ?", q.CreatedBefore.UTC())
 	}
 	if err := sel.OrderExpr("seq DESC").Limit(int64(limit)).Scan(ctx); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("audit: list: %w", err)

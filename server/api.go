@@ -10,6 +10,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"github.com/google/uuid"
 
+	"github.com/saaskit/saaskit/audit"
 	"github.com/saaskit/saaskit/authn"
 	"github.com/saaskit/saaskit/tenancy"
 )
@@ -30,10 +31,11 @@ func (s *Server) newAPI(mux *http.ServeMux) huma.API {
 		bearerScheme: {Type: "http", Scheme: "bearer", BearerFormat: "JWT"},
 	}
 	api := humago.New(mux, cfg)
-	api.UseMiddleware(s.authenticate(api))
+	api.UseMiddleware(s.authenticate(api), s.rateLimit)
 	s.registerAuth(api)
 	s.registerTenants(api)
 	s.registerUsers(api)
+	s.registerAudit(api)
 	return api
 }
 
@@ -60,7 +62,8 @@ func register[I, O any](s *Server, api huma.API, op huma.Operation, h func(conte
 }
 
 // authenticate verifies the bearer token of operations that declare bearer
-// security and puts the principal in the context. Public operations ignore the
+// security and puts the principal, and the user as the audit actor, in the
+// context. Public operations ignore the
 // Authorization header.
 func (s *Server) authenticate(api huma.API) func(huma.Context, func(huma.Context)) {
 	return func(ctx huma.Context, next func(huma.Context)) {
@@ -81,11 +84,16 @@ func (s *Server) authenticate(api huma.API) func(huma.Context, func(huma.Context
 				challenge += `, error="invalid_token"`
 				msg = "invalid token: " + publicMessage(err)
 			}
-			ctx.SetHeader("WWW-Authenticate", challenge)
-			huma.WriteErr(api, ctx, http.StatusUnauthorized, msg)
+			// A request that does not authenticate counts as anonymous.
+			s.applyLimit(ctx, s.rl.anon, func(ctx huma.Context) {
+				ctx.SetHeader("WWW-Authenticate", challenge)
+				huma.WriteErr(api, ctx, http.StatusUnauthorized, msg)
+			})
 			return
 		}
-		next(huma.WithContext(ctx, authn.WithPrincipal(ctx.Context(), p)))
+		c := authn.WithPrincipal(ctx.Context(), p)
+		c = audit.WithActor(c, userActor(p.UserID))
+		next(huma.WithContext(ctx, c))
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
 
+	"github.com/saaskit/saaskit/audit"
 	"github.com/saaskit/saaskit/authn"
 	"github.com/saaskit/saaskit/tenancy"
 )
@@ -145,6 +146,9 @@ func (s *Server) handleRegister(ctx context.Context, in *registerInput) (*regist
 	if err != nil {
 		return nil, err
 	}
+	if err := s.checkEmailLimit(ctx, email); err != nil {
+		return nil, err
+	}
 	if err := s.checkPassword("body.password", b.Password); err != nil {
 		return nil, err
 	}
@@ -179,6 +183,19 @@ func (s *Server) handleRegister(ctx context.Context, in *registerInput) (*regist
 		member = &Member{UserID: user.ID, Role: authn.RoleOwner, IsActive: true, CreatedAt: now, UpdatedAt: now, User: user}
 		if _, err := tx.NewInsert().Model(member).Exec(ctx); err != nil {
 			return err
+		}
+		// The new user is the actor of its own registration; the events go
+		// to the new tenant's chain.
+		actor := userActor(user.ID)
+		for _, ev := range []*audit.Event{
+			{Action: ActionUserCreated, ResourceType: "user", ResourceID: user.ID.String(), Changes: audit.Diff(nil, auditUser(user))},
+			{Action: ActionTenantCreated, ResourceType: "tenant", ResourceID: tenant.ID.String(), Changes: audit.Diff(nil, auditTenant(tenant))},
+			{Action: ActionMemberCreated, ResourceType: "member", ResourceID: user.ID.String(), Changes: audit.Diff(nil, auditMember(member))},
+		} {
+			ev.TenantID, ev.Actor = tenant.ID, actor
+			if err := s.record(ctx, tx, ev); err != nil {
+				return err
+			}
 		}
 		refresh, _, err = s.refresh.Issue(ctx, tx, user.ID, tenant.ID)
 		return err
@@ -251,24 +268,31 @@ func (s *Server) tokenPair(ctx context.Context, u *User, tenantID uuid.UUID, rol
 
 func (s *Server) handleLogin(ctx context.Context, in *loginInput) (*tokenOutput, error) {
 	email := strings.ToLower(strings.TrimSpace(in.Body.Email))
+	if err := s.checkEmailLimit(ctx, email); err != nil {
+		return nil, err
+	}
 	sys := tenancy.System(ctx)
 	user := new(User)
 	err := s.tx.Read(sys, func(ctx context.Context, db bun.IDB) error {
 		return db.NewSelect().Model(user).Where("email = ?", email).Limit(1).Scan(ctx)
 	})
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && user.PasswordHash == "") {
+	if errors.Is(err, sql.ErrNoRows) {
 		s.hasher.VerifyDummy(ctx, in.Body.Password)
-		return nil, ErrInvalidCredentials
+		return nil, s.loginFailed(ctx, nil, in.Body.Tenant, "unknown_email")
 	}
 	if err != nil {
 		return nil, err
+	}
+	if user.PasswordHash == "" {
+		s.hasher.VerifyDummy(ctx, in.Body.Password)
+		return nil, s.loginFailed(ctx, user, in.Body.Tenant, "no_password")
 	}
 	ok, _, err := s.hasher.Verify(ctx, in.Body.Password, user.PasswordHash)
 	if err != nil && !errors.Is(err, authn.ErrPasswordMismatch) {
 		return nil, err
 	}
 	if !ok {
-		return nil, ErrInvalidCredentials
+		return nil, s.loginFailed(ctx, user, in.Body.Tenant, "wrong_password")
 	}
 	var tenantID uuid.UUID
 	role := authn.RoleUser
@@ -281,9 +305,20 @@ func (s *Server) handleLogin(ctx context.Context, in *loginInput) (*tokenOutput,
 		if m != nil {
 			tenantID, role = m.TenantID, m.Role
 		}
-		refresh, _, err = s.refresh.Issue(ctx, tx, user.ID, tenantID)
-		return err
+		var rec *authn.RefreshToken
+		refresh, rec, err = s.refresh.Issue(ctx, tx, user.ID, tenantID)
+		if err != nil {
+			return err
+		}
+		return s.record(ctx, tx, &audit.Event{
+			TenantID: tenantID, Actor: userActor(user.ID), Action: ActionLoginSucceeded,
+			ResourceType: "user", ResourceID: user.ID.String(),
+			Changes: map[string]audit.Change{"refresh_family": {After: rec.FamilyID.String()}},
+		})
 	})
+	if errors.Is(err, ErrInvalidCredentials) {
+		return nil, s.loginFailed(ctx, user, in.Body.Tenant, "no_membership")
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -326,9 +361,10 @@ func (s *Server) handleRefresh(ctx context.Context, in *refreshInput) (*tokenOut
 	err := s.tx.RunInTx(sys, nil, func(ctx context.Context, tx bun.Tx) error {
 		tok, rec, err := s.refresh.Rotate(ctx, tx, in.Body.Refresh)
 		if errors.Is(err, authn.ErrRefreshReuse) {
-			// The family was revoked in this transaction: commit that.
+			// The family was revoked in this transaction: commit that, with
+			// its event.
 			reuse = err
-			return nil
+			return s.recordReuse(ctx, tx, in.Body.Refresh)
 		}
 		if err != nil {
 			return err
@@ -498,9 +534,103 @@ func (s *Server) handlePatchProfile(ctx context.Context, in *profilePatchInput) 
 			}
 		}
 		out, err = s.loadProfile(ctx, tx, p)
-		return err
+		if err != nil {
+			return err
+		}
+		return s.recordProfileChange(ctx, tx, &user, out, hash != "")
 	})
 	return out, err
+}
+
+// recordProfileChange records the events of a profile change in the chain
+// of the token's tenant (the platform chain for a token without one):
+// user.updated for name and email, user.password_changed for a new password,
+// whose event names the change and nothing of either password.
+func (s *Server) recordProfileChange(ctx context.Context, tx bun.IDB, before *User, out *profileOutput, password bool) error {
+	tenant, _ := tenancy.IDFromContext(ctx)
+	after := *before
+	after.Email, after.FullName = out.Body.Email, out.Body.FullName
+	if changes := audit.Diff(auditUser(before), auditUser(&after)); changes != nil {
+		if err := s.record(ctx, tx, &audit.Event{TenantID: tenant, Action: ActionUserUpdated,
+			ResourceType: "user", ResourceID: before.ID.String(), Changes: changes}); err != nil {
+			return err
+		}
+	}
+	if !password {
+		return nil
+	}
+	return s.record(ctx, tx, &audit.Event{TenantID: tenant, Action: ActionUserPasswordChanged,
+		ResourceType: "user", ResourceID: before.ID.String(),
+		Changes: map[string]audit.Change{"password": {Before: audit.Redacted, After: audit.Redacted}}})
+}
+
+// loginFailed records a failed login in its own transaction and returns
+// ErrInvalidCredentials, or the error of recording it (so that a login is
+// never refused without its trace). The event goes to the chain of the
+// user's tenant (the one named in the request if the user belongs to it,
+// else the first membership) and to the platform chain for an unknown user.
+// It never holds the password; the email is recorded only through the id of
+// an existing user: an unknown address is left out, since it is often a
+// password typed in the wrong field.
+func (s *Server) loginFailed(ctx context.Context, user *User, tenantKey, reason string) error {
+	err := s.tx.RunInTx(tenancy.System(ctx), nil, func(ctx context.Context, tx bun.Tx) error {
+		ev := &audit.Event{Action: ActionLoginFailed, ResourceType: "user",
+			Actor:   audit.Actor{Type: audit.ActorUser},
+			Changes: map[string]audit.Change{"reason": {After: reason}}}
+		if user != nil {
+			ev.Actor.ID, ev.ResourceID = user.ID.String(), user.ID.String()
+			tenant, err := s.failedLoginTenant(ctx, tx, user, tenantKey)
+			if err != nil {
+				return err
+			}
+			ev.TenantID = tenant
+		}
+		return s.record(ctx, tx, ev)
+	})
+	if err != nil {
+		return err
+	}
+	return ErrInvalidCredentials
+}
+
+// failedLoginTenant is the tenant whose chain records a failed login of
+// user: the requested tenant when the user is a member, else the user's
+// first membership, else none (the platform chain).
+func (s *Server) failedLoginTenant(ctx context.Context, tx bun.IDB, user *User, tenantKey string) (uuid.UUID, error) {
+	q := tx.NewSelect().Model((*Member)(nil)).Column("tenant_id").Where("user_id = ?", user.ID)
+	if tenantKey != "" {
+		if t, err := s.lookup.LookupTenant(ctx, tenantKey); err == nil {
+			var id uuid.UUID
+			err := tx.NewSelect().Model((*Member)(nil)).Column("tenant_id").
+				Where("user_id = ? AND tenant_id = ?", user.ID, t.ID).Limit(1).Scan(ctx, &id)
+			if err == nil {
+				return id, nil
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return uuid.Nil, err
+			}
+		}
+	}
+	var id uuid.UUID
+	err := q.OrderExpr("created_at ASC").Limit(1).Scan(ctx, &id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return uuid.Nil, nil
+	}
+	return id, err
+}
+
+// recordReuse records the reuse of a rotated refresh token, in the
+// transaction that revoked its family, in the chain of the family's tenant.
+func (s *Server) recordReuse(ctx context.Context, tx bun.IDB, token string) error {
+	rec := new(authn.RefreshToken)
+	if err := tx.NewSelect().Model(rec).Where("token_hash = ?", authn.HashRefreshToken(token)).Scan(ctx); err != nil {
+		return err
+	}
+	return s.record(ctx, tx, &audit.Event{
+		TenantID: rec.TenantID, Actor: userActor(rec.UserID), Action: ActionRefreshReuseDetected,
+		ResourceType: "user", ResourceID: rec.UserID.String(),
+		Changes: map[string]audit.Change{"refresh_family": {Before: "active", After: "revoked"}, "family_id": {After: rec.FamilyID.String()}},
+	})
 }
 
 // isUniqueViolation recognises a unique constraint failure on both databases.

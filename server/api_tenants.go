@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
+	"github.com/saaskit/saaskit/audit"
 	"github.com/saaskit/saaskit/authn"
 	"github.com/saaskit/saaskit/tenancy"
 )
@@ -204,8 +205,16 @@ func (s *Server) handleCreateTenant(ctx context.Context, in *createTenantInput) 
 			return err
 		}
 		now := s.now().UTC()
-		_, err = tx.NewInsert().Model(&Member{UserID: p.UserID, Role: authn.RoleOwner, IsActive: true, CreatedAt: now, UpdatedAt: now}).Exec(ctx)
-		return err
+		m := &Member{UserID: p.UserID, Role: authn.RoleOwner, IsActive: true, CreatedAt: now, UpdatedAt: now}
+		if _, err = tx.NewInsert().Model(m).Exec(ctx); err != nil {
+			return err
+		}
+		if err := s.record(ctx, tx, &audit.Event{TenantID: t.ID, Action: ActionTenantCreated,
+			ResourceType: "tenant", ResourceID: t.ID.String(), Changes: audit.Diff(nil, auditTenant(t))}); err != nil {
+			return err
+		}
+		return s.record(ctx, tx, &audit.Event{TenantID: t.ID, Action: ActionMemberCreated,
+			ResourceType: "member", ResourceID: p.UserID.String(), Changes: audit.Diff(nil, auditMember(m))})
 	})
 	if err != nil {
 		return nil, err
@@ -236,6 +245,7 @@ func (s *Server) handlePatchTenant(ctx context.Context, in *patchTenantInput) (*
 	}
 	oldSlug := t.Slug
 	defer s.lookup.Forget(oldSlug)
+	before := auditTenant(t)
 	if !p.Superadmin && !role.AtLeast(authn.RoleAdmin) {
 		return nil, fmt.Errorf("%w: admins and owners change a tenant", authn.ErrForbidden)
 	}
@@ -259,7 +269,15 @@ func (s *Server) handlePatchTenant(ctx context.Context, in *patchTenantInput) (*
 		t.Plan = *b.Plan
 	}
 	err = s.tx.RunInTx(tenancy.System(ctx), nil, func(ctx context.Context, tx bun.Tx) error {
-		return s.tenants.Update(ctx, tx, t)
+		if err := s.tenants.Update(ctx, tx, t); err != nil {
+			return err
+		}
+		changes := audit.Diff(before, auditTenant(t))
+		if changes == nil {
+			return nil
+		}
+		return s.record(ctx, tx, &audit.Event{TenantID: t.ID, Action: ActionTenantUpdated,
+			ResourceType: "tenant", ResourceID: t.ID.String(), Changes: changes})
 	})
 	if err != nil {
 		return nil, err
@@ -288,7 +306,18 @@ func (s *Server) handleDeleteTenant(ctx context.Context, in *tenantIDInput) (*st
 		if _, err := tx.NewDelete().Model((*Member)(nil)).Where("1 = 1").Exec(ctx); err != nil {
 			return err
 		}
-		return s.tenants.Delete(tenancy.System(ctx), tx, t.ID)
+		if err := s.tenants.Delete(tenancy.System(ctx), tx, t.ID); err != nil {
+			return err
+		}
+		// The deletion closes the tenant's own chain (which outlives it, for
+		// superadmins) and is noted in the platform chain.
+		for _, chain := range []uuid.UUID{t.ID, uuid.Nil} {
+			if err := s.record(ctx, tx, &audit.Event{TenantID: chain, Action: ActionTenantDeleted,
+				ResourceType: "tenant", ResourceID: t.ID.String(), Changes: audit.Diff(auditTenant(t), nil)}); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err

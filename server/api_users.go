@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
+	"github.com/saaskit/saaskit/audit"
 	"github.com/saaskit/saaskit/authn"
 	"github.com/saaskit/saaskit/tenancy"
 )
@@ -217,9 +218,11 @@ func (s *Server) handleCreateUser(ctx context.Context, in *createUserInput) (*us
 	m := &Member{Role: b.Role, IsActive: true, CreatedAt: now, UpdatedAt: now}
 	err = s.tx.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		user := new(User)
+		created := false
 		err := tx.NewSelect().Model(user).Where("email = ?", email).Scan(ctx)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
+			created = true
 			user = &User{ID: uuid.Must(uuid.NewV7()), Email: email, FullName: strings.TrimSpace(b.FullName), PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
 			if err := s.insertUser(ctx, tx, user); err != nil {
 				return err
@@ -238,8 +241,17 @@ func (s *Server) handleCreateUser(ctx context.Context, in *createUserInput) (*us
 			}
 		}
 		m.UserID, m.User = user.ID, user
-		_, err = tx.NewInsert().Model(m).Exec(ctx)
-		return err
+		if _, err = tx.NewInsert().Model(m).Exec(ctx); err != nil {
+			return err
+		}
+		if created {
+			if err := s.record(ctx, tx, &audit.Event{TenantID: m.TenantID, Action: ActionUserCreated,
+				ResourceType: "user", ResourceID: user.ID.String(), Changes: audit.Diff(nil, auditUser(user))}); err != nil {
+				return err
+			}
+		}
+		return s.record(ctx, tx, &audit.Event{TenantID: m.TenantID, Action: ActionMemberCreated,
+			ResourceType: "member", ResourceID: user.ID.String(), Changes: audit.Diff(nil, auditMember(m))})
 	})
 	if err != nil {
 		return nil, err
@@ -289,6 +301,8 @@ func (s *Server) handleUpdateUser(ctx context.Context, in *updateUserInput) (*us
 				return ErrLastOwner
 			}
 		}
+		before := auditMember(m)
+		beforeName := m.User.FullName
 		now := s.now().UTC()
 		q := tx.NewUpdate().Model(m).WherePK().Set("updated_at = ?", now)
 		changed := false
@@ -314,6 +328,9 @@ func (s *Server) handleUpdateUser(ctx context.Context, in *updateUserInput) (*us
 			if _, err := tx.NewUpdate().Model(m.User).Column("full_name", "updated_at").WherePK().Exec(ctx); err != nil {
 				return err
 			}
+		}
+		if err := s.recordMemberUpdate(ctx, tx, m, before, beforeName); err != nil {
+			return err
 		}
 		if b.IsActive != nil && !*b.IsActive {
 			// A deactivated member's sessions in this tenant end.
@@ -355,7 +372,38 @@ func (s *Server) handleDeleteUser(ctx context.Context, in *userIDInput) (*struct
 		if _, err := tx.NewDelete().Model(m).WherePK().Exec(ctx); err != nil {
 			return err
 		}
+		if err := s.record(ctx, tx, &audit.Event{TenantID: m.TenantID, Action: ActionMemberRemoved,
+			ResourceType: "member", ResourceID: m.UserID.String(), Changes: audit.Diff(auditMember(m), nil)}); err != nil {
+			return err
+		}
 		return s.refresh.RevokeUserTenant(ctx, tx, m.UserID, m.TenantID)
 	})
 	return nil, err
+}
+
+// recordMemberUpdate records a member's changes: member.role_changed for a
+// new role, and member.updated for its state and name.
+func (s *Server) recordMemberUpdate(ctx context.Context, tx bun.IDB, m *Member, before memberAudit, beforeName string) error {
+	after := auditMember(m)
+	id := m.UserID.String()
+	if after.Role != before.Role {
+		if err := s.record(ctx, tx, &audit.Event{TenantID: m.TenantID, Action: ActionMemberRoleChanged,
+			ResourceType: "member", ResourceID: id,
+			Changes: map[string]audit.Change{"role": {Before: string(before.Role), After: string(after.Role)}}}); err != nil {
+			return err
+		}
+	}
+	before.Role = after.Role
+	changes := audit.Diff(before, after)
+	if m.User != nil && m.User.FullName != beforeName {
+		if changes == nil {
+			changes = map[string]audit.Change{}
+		}
+		changes["full_name"] = audit.Change{Before: beforeName, After: m.User.FullName}
+	}
+	if changes == nil {
+		return nil
+	}
+	return s.record(ctx, tx, &audit.Event{TenantID: m.TenantID, Action: ActionMemberUpdated,
+		ResourceType: "member", ResourceID: id, Changes: changes})
 }

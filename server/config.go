@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/mod/sumdb/note"
 )
 
 // ErrConfig is wrapped by every configuration error.
@@ -27,7 +29,7 @@ type Config struct {
 	MigrateDatabaseURL string `env:"SAASKIT_MIGRATE_DATABASE_URL" default:"" help:"Postgres URL of the table owner for migrations; empty: DatabaseURL"`
 	DBAppRole          string `env:"SAASKIT_DB_APP_ROLE" default:"saaskit_app" help:"Postgres role that tenant transactions SET LOCAL ROLE to when connected as the table owner; empty disables"`
 	SQLiteSynchronous  string `env:"SAASKIT_SQLITE_SYNCHRONOUS" default:"NORMAL" help:"SQLite synchronous pragma: NORMAL (durable against process crash) or FULL (durable against power loss)"`
-	DBMaxConns         int    `env:"SAASKIT_DB_MAX_CONNS" default:"0" help:"connection pool size; 0: 4 per CPU on Postgres, 2 per CPU + 2 on SQLite"`
+	DBMaxConns         int    `env:"SAASKIT_DB_MAX_CONNS" default:"0" help:"connection pool size; 0: 4 per CPU on Postgres, 2 per CPU (at least 4) on SQLite"`
 
 	AdminEmail    string `env:"SAASKIT_ADMIN_EMAIL" default:"" help:"email of the superuser created on first start"`
 	AdminPassword string `env:"SAASKIT_ADMIN_PASSWORD" default:"" secret:"true" help:"password of that superuser; empty: a generated one is printed once"`
@@ -43,12 +45,29 @@ type Config struct {
 	HashConcurrency   int           `env:"SAASKIT_HASH_CONCURRENCY" default:"0" help:"password hashes computed at once; 0: one per CPU (bounds memory under a login flood)"`
 
 	RedisURL       string        `env:"SAASKIT_REDIS_URL" default:"" help:"redis://host:port/db for shared rate limits; empty: in-memory limits"`
+	RedisPrefix    string        `env:"SAASKIT_REDIS_PREFIX" default:"saaskit:ratelimit:" help:"prefix of the rate-limit keys in Redis, so that deployments can share one Redis"`
 	CORSOrigins    string        `env:"SAASKIT_CORS_ORIGINS" default:"" help:"comma-separated origins allowed by CORS; empty: CORS off"`
 	TrustedProxies string        `env:"SAASKIT_TRUSTED_PROXIES" default:"" help:"comma-separated CIDRs of reverse proxies whose X-Forwarded-For is trusted"`
 	MaxBodyBytes   int64         `env:"SAASKIT_MAX_BODY_BYTES" default:"1048576" help:"largest request body accepted by the API"`
 	LogFormat      string        `env:"SAASKIT_LOG_FORMAT" default:"json" help:"log format: json or text"`
 	LogLevel       string        `env:"SAASKIT_LOG_LEVEL" default:"info" help:"log level: debug, info, warn or error"`
 	ShutdownGrace  time.Duration `env:"SAASKIT_SHUTDOWN_GRACE" default:"15s" help:"how long shutdown waits for requests in flight"`
+
+	// Rate limits use the syntax N/duration[,burst]: "600/1m" is 600
+	// requests a minute with bursts of 600, "10/1m,5" the same rate with
+	// bursts of 5, and "0" no limit. With Redis the limits are shared by
+	// every replica; when Redis is unreachable the api and anon scopes fail
+	// open (the error is logged and counted in saaskit_ratelimit_errors_total)
+	// and the auth scope fails closed (503), so that an outage cannot open
+	// the door to password guessing.
+	RateLimitAPI   string `env:"SAASKIT_RATE_LIMIT_API" default:"600/1m" help:"authenticated requests per user per tenant, as N/duration[,burst]; 0: unlimited; fails open when Redis is unreachable"`
+	RateLimitPlans string `env:"SAASKIT_RATE_LIMIT_PLANS" default:"" help:"per-plan quotas replacing SAASKIT_RATE_LIMIT_API for tenants on those plans, as plan=N/duration[,burst],...; e.g. free=600/1m,pro=6000/1m,enterprise=0 (0: unlimited)"`
+	RateLimitAuth  string `env:"SAASKIT_RATE_LIMIT_AUTH" default:"10/1m" help:"register, login and token attempts per client IP and, separately, per email; 0: unlimited; fails closed (503) when Redis is unreachable"`
+	RateLimitAnon  string `env:"SAASKIT_RATE_LIMIT_ANON" default:"120/1m" help:"other unauthenticated API requests per client IP (refresh, logout, bad tokens); 0: unlimited; fails open when Redis is unreachable"`
+
+	AuditSigningKey         string        `env:"SAASKIT_AUDIT_SIGNING_KEY" default:"" secret:"true" help:"signer key of audit checkpoints (saaskit audit keygen); empty: one is generated on first start and kept in the database, which lets whoever can write the database forge checkpoints, so set your own in production"`
+	AuditOrigin             string        `env:"SAASKIT_AUDIT_ORIGIN" default:"saaskit/audit" help:"origin line prefix of signed audit checkpoints; name the deployment"`
+	AuditCheckpointInterval time.Duration `env:"SAASKIT_AUDIT_CHECKPOINT_INTERVAL" default:"1h" help:"how often every tenant with new audit events gets a signed checkpoint; 0 disables the schedule"`
 }
 
 // Defaults fills every zero field of c with its default.
@@ -140,6 +159,20 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes <= 0 {
 		return fmt.Errorf("%w: SAASKIT_MAX_BODY_BYTES must be positive", ErrConfig)
+	}
+	if _, err := c.rateLimits(); err != nil {
+		return err
+	}
+	if _, err := parseProxies(c.TrustedProxies); err != nil {
+		return err
+	}
+	if c.AuditSigningKey != "" {
+		if _, err := note.NewSigner(c.AuditSigningKey); err != nil {
+			return fmt.Errorf("%w: SAASKIT_AUDIT_SIGNING_KEY is not a note signer key (see saaskit audit keygen)", ErrConfig)
+		}
+	}
+	if c.AuditCheckpointInterval < 0 {
+		return fmt.Errorf("%w: SAASKIT_AUDIT_CHECKPOINT_INTERVAL must not be negative", ErrConfig)
 	}
 	return nil
 }

@@ -24,15 +24,26 @@ type testServer struct {
 
 func newTestServer(t *testing.T, db *dbtest.DB, mutate ...func(*Config)) *testServer {
 	t.Helper()
-	cfg := Config{DatabaseURL: db.URL, HashConcurrency: 4}
+	return newTestServerOpts(t, db, Options{}, mutate...)
+}
+
+// newTestServerOpts is newTestServer with server options (the database and
+// logger are the test's). Rate limits are off unless mutate sets them, so
+// that tests making many requests are not refused.
+func newTestServerOpts(t *testing.T, db *dbtest.DB, opts Options, mutate ...func(*Config)) *testServer {
+	t.Helper()
+	cfg := Config{DatabaseURL: db.URL, HashConcurrency: 4, RateLimitAPI: "0", RateLimitAuth: "0", RateLimitAnon: "0"}
 	cfg.Defaults()
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	srv, err := New(t.Context(), cfg, Options{DB: db.DB, NoAccessLog: true, Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	opts.DB, opts.NoAccessLog = db.DB, true
+	opts.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv, err := New(t.Context(), cfg, opts)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
+	t.Cleanup(func() { srv.Close() })
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	return &testServer{t: t, srv: srv, ts: ts, db: db}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/saaskit/saaskit/audit"
 	"github.com/saaskit/saaskit/internal/problem"
 )
 
@@ -95,8 +96,9 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 	return m
 }
 
-// observe wraps the whole handler: request id, panic recovery, the access log
-// and metrics. The route label is the mux pattern that matched, so that label
+// observe wraps the whole handler: request id, the request's audit
+// information (request id, client IP, user agent), panic recovery, the
+// access log and metrics. The route label is the mux pattern that matched, so that label
 // values stay bounded whatever paths clients send.
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -107,6 +109,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		}
 		w.Header().Set("X-Request-ID", id)
 		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
+		ctx = audit.WithRequestInfo(ctx, s.requestInfo(r, id))
 		r = r.WithContext(ctx)
 		rec := &statusRecorder{ResponseWriter: w}
 		defer func() {

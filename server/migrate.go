@@ -9,6 +9,7 @@ import (
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/migrate"
 
+	"github.com/saaskit/saaskit/audit"
 	"github.com/saaskit/saaskit/authn"
 	"github.com/saaskit/saaskit/tenancy"
 )
@@ -26,6 +27,7 @@ func MigrationSets() []MigrationSet {
 	return []MigrationSet{
 		{"tenancy", tenancy.MigrationTable, tenancy.Migrations},
 		{"authn", authn.MigrationTable, authn.Migrations},
+		{"audit", audit.MigrationTable, audit.Migrations},
 		{"server", MigrationTable, Migrations},
 	}
 }
@@ -54,7 +56,17 @@ func Migrate(ctx context.Context, db *bun.DB, appRole string) error {
 		}
 	}
 	if appRole != "" {
-		if err := tenancy.EnsureAppRole(ctx, db, appRole); err != nil {
+		// EnsureAppRole grants the role every privilege on every table (and
+		// by default on future ones); RestrictRole then takes UPDATE, DELETE
+		// and TRUNCATE on the audit tables back. One transaction, so that
+		// the role never holds both at once.
+		err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			if err := tenancy.EnsureAppRole(ctx, tx, appRole); err != nil {
+				return err
+			}
+			return audit.RestrictRole(ctx, tx, appRole)
+		})
+		if err != nil {
 			return fmt.Errorf("server: app role: %w", err)
 		}
 	}

@@ -54,7 +54,8 @@ type signingKey struct {
 // MigrationTable is the bun/migrate table of the server's own tables.
 const MigrationTable = "server_migrations"
 
-// Migrations creates the server's tables: users, members and signing_keys.
+// Migrations creates the server's tables: users, members, signing_keys and
+// audit_signing_keys (the generated audit checkpoint key).
 var Migrations = migrate.NewMigrations()
 
 func init() {
@@ -106,6 +107,26 @@ func init() {
 				}
 			}
 			return nil
+		},
+	})
+	Migrations.Add(migrate.Migration{
+		Name:    "20261201000001",
+		Comment: "audit checkpoint signing key",
+		Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
+			tsType := "TIMESTAMP"
+			if m.DB().Dialect().Name() == dialect.PG {
+				tsType = "TIMESTAMPTZ"
+			}
+			_, err := m.DB().ExecContext(ctx, fmt.Sprintf(`CREATE TABLE IF NOT EXISTS audit_signing_keys (
+				id BIGINT PRIMARY KEY,
+				signer_key TEXT NOT NULL,
+				verifier_key TEXT NOT NULL,
+				created_at %s NOT NULL)`, tsType))
+			return err
+		},
+		Down: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
+			_, err := m.DB().ExecContext(ctx, "DROP TABLE IF EXISTS audit_signing_keys")
+			return err
 		},
 	})
 }

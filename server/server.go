@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -20,7 +21,9 @@ import (
 	"github.com/rs/cors"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
+	"golang.org/x/mod/sumdb/note"
 
+	"github.com/saaskit/saaskit/audit"
 	"github.com/saaskit/saaskit/authn"
 	"github.com/saaskit/saaskit/internal/sqldb"
 	"github.com/saaskit/saaskit/server/apidocs"
@@ -55,6 +58,13 @@ type Server struct {
 	api      huma.API
 	handler  http.Handler
 
+	auditStore  *audit.Store
+	recorder    audit.Recorder // nil: audit off (Options.DisableAudit)
+	signer      note.Signer
+	verifierKey string
+	proxies     []netip.Prefix
+	rl          *limiterState
+
 	rotateMu sync.Mutex
 	now      func() time.Time
 }
@@ -73,6 +83,15 @@ type Options struct {
 	SkipMigrate bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// AuditRecorder, when set, records the server's audit events in place
+	// of the built-in [audit.Store] (for example a wrapper that counts or
+	// fails them in tests). Checkpoints and the audit API still read the
+	// store's tables.
+	AuditRecorder audit.Recorder
+	// DisableAudit records no audit events at all. It exists to measure
+	// the cost of the audit log (saaskit bench -audit=false) and must not
+	// be used in production: changes then leave no trace.
+	DisableAudit bool
 }
 
 // New opens the database, migrates it, loads or creates the signing keys and
@@ -85,6 +104,14 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	s := &Server{cfg: cfg, log: opts.Logger, accessLog: !opts.NoAccessLog, now: opts.Now}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	s.auditStore = &audit.Store{Now: s.now, Origin: cfg.AuditOrigin}
+	switch {
+	case opts.DisableAudit:
+	case opts.AuditRecorder != nil:
+		s.recorder = opts.AuditRecorder
+	default:
+		s.recorder = s.auditStore
 	}
 	// Both databases keep microseconds: an answer written from memory then
 	// matches the same row read back.
@@ -145,6 +172,12 @@ func (s *Server) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.loadAuditSigner(ctx); err != nil {
+		return err
+	}
+	if s.proxies, err = parseProxies(cfg.TrustedProxies); err != nil {
+		return err
+	}
 	s.keys = keys
 	s.issuer = &authn.Issuer{Keys: keys, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.AccessTokenTTL, Now: s.now}
 	s.verifier = &authn.Verifier{Keys: keys, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Now: s.now,
@@ -154,6 +187,9 @@ func (s *Server) setup(ctx context.Context) error {
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewDBStatsCollector(s.db.DB, "main"))
 	s.metrics = newHTTPMetrics(s.registry)
+	if err := s.setupRateLimits(s.registry); err != nil {
+		return err
+	}
 
 	mux := http.NewServeMux()
 	s.api = s.newAPI(mux)
@@ -191,12 +227,21 @@ func (s *Server) DB() *bun.DB { return s.db }
 // API returns the huma API, so that an embedder can register more operations.
 func (s *Server) API() huma.API { return s.api }
 
-// Close closes the database if the server opened it.
+// Close stops the rate limiter, closes its Redis client and closes the
+// database if the server opened it.
 func (s *Server) Close() error {
-	if s.ownsDB && s.db != nil {
-		return s.db.Close()
+	var errs []error
+	if s.rl != nil {
+		for _, c := range s.rl.closers {
+			errs = append(errs, c())
+		}
+		s.rl.closers = nil
 	}
-	return nil
+	if s.ownsDB && s.db != nil {
+		errs = append(errs, s.db.Close())
+		s.ownsDB = false
+	}
+	return errors.Join(errs...)
 }
 
 // Run listens on the configured address and serves until ctx is done, then
@@ -224,8 +269,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	go s.rotateLoop(ctx)
+	go s.checkpointLoop(ctx)
 	s.log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("version", Version),
-		slog.String("database", s.db.Dialect().Name().String()))
+		slog.String("database", s.db.Dialect().Name().String()),
+		slog.String("audit_verifier_key", s.verifierKey),
+		slog.Duration("audit_checkpoint_interval", s.cfg.AuditCheckpointInterval),
+		slog.String("rate_limits", s.rateLimitStore()))
 	select {
 	case err := <-errc:
 		return err

@@ -3,17 +3,21 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
+	"github.com/saaskit/saaskit/audit"
 	"github.com/saaskit/saaskit/tenancy"
 )
 
 // CreateSuperuser creates a platform superadmin, or makes an existing user
-// one. With an empty password a random one is generated and returned; an
+// one, recording user.superadmin_granted in the platform audit chain (actor:
+// the one in ctx, see [audit.WithActor] and [CLIActor], else the system). With an empty password a random one is generated and returned; an
 // existing user keeps the password it has unless one is given.
 func (s *Server) CreateSuperuser(ctx context.Context, email, password string) (generated string, err error) {
 	email, err = normalizeEmail("email", email)
@@ -34,16 +38,37 @@ func (s *Server) CreateSuperuser(ctx context.Context, email, password string) (g
 	err = s.tx.RunInTx(tenancy.System(ctx), nil, func(ctx context.Context, tx bun.Tx) error {
 		u := new(User)
 		err := tx.NewSelect().Model(u).Where("email = ?", email).Scan(ctx)
-		if err == nil {
+		var before *userAudit
+		switch {
+		case err == nil:
+			b := auditUser(u)
+			before = &b
 			q := tx.NewUpdate().Model(u).WherePK().Set("is_superadmin = TRUE").Set("updated_at = ?", now)
 			if generated == "" {
 				q = q.Set("password_hash = ?", hash)
 			}
-			_, err = q.Exec(ctx)
+			if _, err := q.Exec(ctx); err != nil {
+				return err
+			}
+			u.IsSuperadmin = true
+		case errors.Is(err, sql.ErrNoRows):
+			u = &User{ID: uuid.Must(uuid.NewV7()), Email: email, FullName: "Administrator", PasswordHash: hash, IsSuperadmin: true, CreatedAt: now, UpdatedAt: now}
+			if err := s.insertUser(ctx, tx, u); err != nil {
+				return err
+			}
+			if err := s.record(ctx, tx, &audit.Event{TenantID: uuid.Nil, Action: ActionUserCreated,
+				ResourceType: "user", ResourceID: u.ID.String(), Changes: audit.Diff(nil, auditUser(u))}); err != nil {
+				return err
+			}
+		default:
 			return err
 		}
-		u = &User{ID: uuid.Must(uuid.NewV7()), Email: email, FullName: "Administrator", PasswordHash: hash, IsSuperadmin: true, CreatedAt: now, UpdatedAt: now}
-		return s.insertUser(ctx, tx, u)
+		var b any
+		if before != nil {
+			b = before
+		}
+		return s.record(ctx, tx, &audit.Event{TenantID: uuid.Nil, Action: ActionUserSuperadmin,
+			ResourceType: "user", ResourceID: u.ID.String(), Changes: audit.Diff(b, auditUser(u))})
 	})
 	if err != nil {
 		return "", err
