@@ -3,6 +3,7 @@
 //	saaskit serve                 run the platform (migrates on start)
 //	saaskit migrate up|down|status
 //	saaskit createsuperuser -email E [-password P]
+//	saaskit audit keygen|pubkey|checkpoint|export|verify
 //	saaskit bench -scenario users-list ...
 //	saaskit version
 //
@@ -21,6 +22,7 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"github.com/saaskit/saaskit/audit"
 	"github.com/saaskit/saaskit/internal/sqldb"
 	"github.com/saaskit/saaskit/server"
 )
@@ -42,6 +44,7 @@ commands:
   serve            run the platform: API, migrations on start, first superuser
   migrate          up | down [set] | status
   createsuperuser  create a platform superadmin (-email, -password)
+  audit            keygen | pubkey | checkpoint | export | verify (signed, offline-verifiable audit exports)
   bench            load-test scenarios against an in-process server or a URL
   version          print the version
   env-example      print every configuration variable with its default
@@ -62,6 +65,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return migrateCmd(ctx, args, stdout, stderr)
 	case "createsuperuser":
 		return createSuperuser(ctx, args, stdout, stderr)
+	case "audit":
+		return auditCmd(ctx, args, stdout, stderr)
 	case "bench":
 		return benchCmd(ctx, args, stdout, stderr)
 	case "version":
@@ -167,7 +172,7 @@ func createSuperuser(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 	defer srv.Close()
-	generated, err := srv.CreateSuperuser(ctx, email, password)
+	generated, err := srv.CreateSuperuser(audit.WithActor(ctx, server.CLIActor), email, password)
 	if err != nil {
 		return err
 	}
