@@ -40,7 +40,7 @@ type auditTenantParam struct {
 }
 
 type listAuditInput struct {
-	auditTenantParam
+	Tenant        string    `query:"tenant" maxLength:"36" doc:"Superadmins: the tenant whose log to read (the nil UUID for the platform chain); default: the token's tenant."`
 	Limit         int       `query:"limit" minimum:"1" maximum:"100" default:"20" doc:"Events per page, newest first."`
 	Cursor        string    `query:"cursor" maxLength:"128" doc:"next_cursor of the previous page."`
 	Actor         string    `query:"actor" maxLength:"64" doc:"Only events of this actor id (a user id)."`

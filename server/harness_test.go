@@ -9,12 +9,22 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/saaskit/saaskit/audit"
 	"github.com/saaskit/saaskit/internal/dbtest"
 )
 
 // testServer is a server on a test database behind a real HTTP listener.
+var testAuditKey = sync.OnceValue(func() string {
+	skey, _, err := audit.GenerateNoteKey("saaskit-test")
+	if err != nil {
+		panic(err)
+	}
+	return skey
+})
+
 type testServer struct {
 	t   *testing.T
 	srv *Server
@@ -32,7 +42,8 @@ func newTestServer(t *testing.T, db *dbtest.DB, mutate ...func(*Config)) *testSe
 // that tests making many requests are not refused.
 func newTestServerOpts(t *testing.T, db *dbtest.DB, opts Options, mutate ...func(*Config)) *testServer {
 	t.Helper()
-	cfg := Config{DatabaseURL: db.URL, HashConcurrency: 4, RateLimitAPI: "0", RateLimitAuth: "0", RateLimitAnon: "0"}
+	cfg := Config{DatabaseURL: db.URL, HashConcurrency: 4, RateLimitAPI: "0", RateLimitAuth: "0", RateLimitAnon: "0",
+		AuditSigningKey: testAuditKey()}
 	cfg.Defaults()
 	for _, m := range mutate {
 		m(&cfg)
@@ -72,6 +83,12 @@ func (r *response) decode(t *testing.T, v any) {
 // do sends body (a string is sent as it is, anything else as JSON).
 func (s *testServer) do(method, path, token string, body any) *response {
 	s.t.Helper()
+	return s.doH(method, path, token, body, nil)
+}
+
+// doH is do with extra request headers.
+func (s *testServer) doH(method, path, token string, body any, hdr http.Header) *response {
+	s.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -95,6 +112,9 @@ func (s *testServer) do(method, path, token string, body any) *response {
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
 	}
 	resp, err := s.ts.Client().Do(req)
 	if err != nil {
