@@ -244,14 +244,14 @@ func (s *Server) handleCreateUser(ctx context.Context, in *createUserInput) (*us
 		if _, err = tx.NewInsert().Model(m).Exec(ctx); err != nil {
 			return err
 		}
-		if created {
-			if err := s.record(ctx, tx, &audit.Event{TenantID: m.TenantID, Action: ActionUserCreated,
-				ResourceType: "user", ResourceID: user.ID.String(), Changes: audit.Diff(nil, auditUser(user))}); err != nil {
-				return err
-			}
-		}
+		// One event: the membership, with the identity's fields and whether
+		// the identity is new (no separate user.created, so that adding a
+		// member costs one append to the chain).
+		changes := audit.Diff(nil, auditMember(m))
+		changes["full_name"] = audit.Change{After: user.FullName}
+		changes["new_user"] = audit.Change{After: created}
 		return s.record(ctx, tx, &audit.Event{TenantID: m.TenantID, Action: ActionMemberCreated,
-			ResourceType: "member", ResourceID: user.ID.String(), Changes: audit.Diff(nil, auditMember(m))})
+			ResourceType: "member", ResourceID: user.ID.String(), Changes: changes})
 	})
 	if err != nil {
 		return nil, err

@@ -119,7 +119,7 @@ func TestAuditEventsForEveryChange(t *testing.T) {
 		evs = s.auditLog(pair.Access, "")
 		want := []string{
 			"user.created", "tenant.created", "member.created", // register
-			"user.created", "member.created", "auth.login_succeeded", // addMember
+			"member.created", "auth.login_succeeded", // addMember
 			"member.role_changed", "member.updated", "member.removed",
 			"tenant.updated", "user.updated", "user.password_changed",
 			"auth.login_failed", "auth.login_succeeded",
@@ -130,6 +130,10 @@ func TestAuditEventsForEveryChange(t *testing.T) {
 		rc := findEvent(t, evs, "member.role_changed")
 		if rc.Changes["role"].Before != "user" || rc.Changes["role"].After != "admin" || rc.Actor.ID != owner.UserID || rc.ResourceID != member.UserID {
 			t.Errorf("role change = %+v", rc)
+		}
+		mc := evs[3]
+		if mc.Action != "member.created" || mc.Changes["email"].After != "m@audit.example.com" || mc.Changes["new_user"].After != true || mc.Changes["role"].After != "user" {
+			t.Errorf("member.created = %+v", mc)
 		}
 		upd := findEvent(t, evs, "member.updated")
 		if upd.Changes["full_name"].After != "Renamed" || upd.Changes["is_active"].After != false {
@@ -340,7 +344,7 @@ func TestAuditLogsAPI(t *testing.T) {
 
 		// Pagination: newest first, disjoint pages, all of them.
 		all := s.auditLog(admin.Access, "")
-		if len(all) != 3+3+3+12 {
+		if len(all) != 3+2+2+12 {
 			t.Fatalf("%d events: %v", len(all), actions(all))
 		}
 		for i, e := range all {
@@ -350,12 +354,12 @@ func TestAuditLogsAPI(t *testing.T) {
 		}
 		var p auditPage
 		s.must(http.StatusOK, "GET", "/api/audit/logs/?limit=5", admin.Access, nil).decode(t, &p)
-		if len(p.Items) != 5 || p.Items[0].Seq != 21 || p.NextCursor == nil {
+		if len(p.Items) != 5 || p.Items[0].Seq != 19 || p.NextCursor == nil {
 			t.Fatalf("first page = %+v", p)
 		}
 		var p2 auditPage
 		s.must(http.StatusOK, "GET", "/api/audit/logs/?limit=5&cursor="+url.QueryEscape(*p.NextCursor), admin.Access, nil).decode(t, &p2)
-		if len(p2.Items) != 5 || p2.Items[0].Seq != 16 {
+		if len(p2.Items) != 5 || p2.Items[0].Seq != 14 {
 			t.Fatalf("second page = %+v", p2)
 		}
 
@@ -431,7 +435,7 @@ func TestAuditExportVerifiesOffline(t *testing.T) {
 		if err != nil {
 			t.Fatalf("verify: %v", err)
 		}
-		if res.Size != 6 || res.TenantID != tenant {
+		if res.Size != 5 || res.TenantID != tenant {
 			t.Fatalf("export = %+v", res)
 		}
 		// New events: the next export signs a newer checkpoint first.
@@ -440,7 +444,7 @@ func TestAuditExportVerifiesOffline(t *testing.T) {
 		if err := s.srv.AuditExport(t.Context(), tenant, &buf2); err != nil {
 			t.Fatal(err)
 		}
-		if res, err := VerifyAuditExport(&buf2, key); err != nil || res.Size != 7 {
+		if res, err := VerifyAuditExport(&buf2, key); err != nil || res.Size != 6 {
 			t.Fatalf("second export: %+v %v", res, err)
 		}
 		// Any changed byte fails verification.

@@ -55,6 +55,10 @@ type Config struct {
 	OtherTenants, OtherMembers int
 	// MaxConns is the database pool size; 0 means the server's default.
 	MaxConns int
+	// DisableAudit runs the server without its audit log (server.Options
+	// DisableAudit), to measure what the log costs. users-create measures
+	// with and without by default; with DisableAudit it runs without only.
+	DisableAudit bool
 	// Log receives progress lines; nil means discard.
 	Log io.Writer
 }
@@ -96,7 +100,7 @@ func round(d time.Duration) time.Duration {
 }
 
 // Scenarios lists the scenario names Run knows.
-var Scenarios = []string{"users-list", "login"}
+var Scenarios = []string{"users-list", "login", "users-create"}
 
 func (c *Config) defaults() {
 	if c.Concurrency <= 0 {
@@ -125,6 +129,8 @@ type env struct {
 	close  func()
 }
 
+// start starts an in-process server. Rate limits are off: the bench
+// measures the server, not the limiter.
 func start(ctx context.Context, cfg Config) (*env, error) {
 	url := cfg.DatabaseURL
 	var cleanup []func()
@@ -141,9 +147,9 @@ func start(ctx context.Context, cfg Config) (*env, error) {
 		return nil, err
 	}
 	cleanup = append(cleanup, func() { db.Close() })
-	scfg := server.Config{DatabaseURL: url, PasswordMinLength: 8}
+	scfg := server.Config{DatabaseURL: url, PasswordMinLength: 8, RateLimitAPI: "0", RateLimitAuth: "0", RateLimitAnon: "0"}
 	scfg.Defaults()
-	srv, err := server.New(ctx, scfg, server.Options{DB: db, NoAccessLog: true, Logger: slog.New(slog.DiscardHandler)})
+	srv, err := server.New(ctx, scfg, server.Options{DB: db, NoAccessLog: true, Logger: slog.New(slog.DiscardHandler), DisableAudit: cfg.DisableAudit})
 	if err != nil {
 		return nil, err
 	}
@@ -180,6 +186,8 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 		return usersList(ctx, cfg)
 	case "login":
 		return login(ctx, cfg)
+	case "users-create":
+		return usersCreate(ctx, cfg)
 	}
 	return nil, fmt.Errorf("%w: %q (known: %s)", ErrUnknownScenario, cfg.Scenario, strings.Join(Scenarios, ", "))
 }

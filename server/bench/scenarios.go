@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -140,4 +142,50 @@ func login(ctx context.Context, cfg Config) ([]Result, error) {
 		return e.call(ctx, http.MethodPost, "/api/auth/login/", "", body, nil, http.StatusOK)
 	})
 	return []Result{r}, nil
+}
+
+// usersCreate measures POST /api/users/ (a new identity and membership, no
+// password so that argon2id does not dominate) with the audit log on and
+// then off, each on a fresh server; with cfg.DisableAudit, off only.
+func usersCreate(ctx context.Context, cfg Config) ([]Result, error) {
+	var out []Result
+	for _, off := range []bool{false, true} {
+		if !off && cfg.DisableAudit {
+			continue
+		}
+		c := cfg
+		c.DisableAudit = off
+		label := "audit on"
+		if off {
+			label = "audit off"
+		}
+		r, err := usersCreateRun(ctx, c, label)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func usersCreateRun(ctx context.Context, cfg Config, label string) (Result, error) {
+	e, err := start(ctx, cfg)
+	if err != nil {
+		return Result{}, err
+	}
+	defer e.close()
+	run := strings.ReplaceAll(label, " ", "-")
+	owner, err := e.registerOwner(ctx, "owner-"+run+"@create.example.com", "Create "+label)
+	if err != nil {
+		return Result{}, err
+	}
+	var n atomic.Int64
+	r := measure(ctx, cfg, "users-create ("+label+")", e.dbName, func(ctx context.Context, w int) error {
+		body := map[string]string{
+			"email":     fmt.Sprintf("u%d-%s@create.example.com", n.Add(1), run),
+			"full_name": "Created Member", "role": "user",
+		}
+		return e.call(ctx, http.MethodPost, "/api/users/", owner.Access, body, nil, http.StatusCreated)
+	})
+	return r, nil
 }
