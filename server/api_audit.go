@@ -149,18 +149,12 @@ func (s *Server) handleListAudit(ctx context.Context, in *listAuditInput) (*stru
 	if err != nil {
 		return nil, err
 	}
-	out := &struct{ Body Page[AuditEventView] }{}
-	out.Body.Items = make([]AuditEventView, 0, min(len(events), in.Limit))
-	for i, ev := range events {
-		if i == in.Limit {
-			b, _ := json.Marshal(auditCursor{Seq: events[i-1].Seq})
-			next := base64.RawURLEncoding.EncodeToString(b)
-			out.Body.NextCursor = &next
-			break
-		}
-		out.Body.Items = append(out.Body.Items, auditEventView(&ev))
-	}
-	return out, nil
+	view := func(ev audit.Event) AuditEventView { return auditEventView(&ev) }
+	page := makePage(events, in.Limit, view, func(last audit.Event) string {
+		b, _ := json.Marshal(auditCursor{Seq: last.Seq})
+		return base64.RawURLEncoding.EncodeToString(b)
+	})
+	return &struct{ Body Page[AuditEventView] }{page}, nil
 }
 
 func auditEventView(ev *audit.Event) AuditEventView {

@@ -166,22 +166,10 @@ func (s *Server) handleListTenants(ctx context.Context, in *listTenantsInput) (*
 	if err != nil {
 		return nil, err
 	}
-	out := &struct{ Body Page[TenantView] }{}
-	out.Body.Items = make([]TenantView, 0, min(len(rows), in.Limit))
-	for i, t := range rows {
-		if i == in.Limit {
-			last := rows[i-1]
-			c := cursor{Ordering: in.Ordering, ID: last.ID}
-			if key := tenantOrderings[strings.TrimPrefix(in.Ordering, "-")]; key.value != nil {
-				c.Value = key.value(last)
-			}
-			next := encodeCursor(c)
-			out.Body.NextCursor = &next
-			break
-		}
-		out.Body.Items = append(out.Body.Items, tenantView(t))
-	}
-	return out, nil
+	page := makePage(rows, in.Limit, tenantView, func(last *tenancy.Tenant) string {
+		return tenantOrderings.cursorAfter(in.Ordering, last.ID, last)
+	})
+	return &struct{ Body Page[TenantView] }{page}, nil
 }
 
 func (s *Server) handleCreateTenant(ctx context.Context, in *createTenantInput) (*tenantOutput, error) {

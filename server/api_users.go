@@ -143,23 +143,10 @@ func (s *Server) handleListUsers(ctx context.Context, in *listUsersInput) (*stru
 	if err != nil {
 		return nil, err
 	}
-	out := &struct{ Body Page[UserView] }{}
-	out.Body.Items = make([]UserView, 0, min(len(rows), in.Limit))
-	for i, m := range rows {
-		if i == in.Limit {
-			last := rows[i-1]
-			key := memberOrderings[strings.TrimPrefix(in.Ordering, "-")]
-			c := cursor{Ordering: in.Ordering, ID: last.UserID}
-			if key.value != nil {
-				c.Value = key.value(last)
-			}
-			next := encodeCursor(c)
-			out.Body.NextCursor = &next
-			break
-		}
-		out.Body.Items = append(out.Body.Items, memberView(m))
-	}
-	return out, nil
+	page := makePage(rows, in.Limit, memberView, func(last *Member) string {
+		return memberOrderings.cursorAfter(in.Ordering, last.UserID, last)
+	})
+	return &struct{ Body Page[UserView] }{page}, nil
 }
 
 // getMember loads a member of the context's tenant with its user; another

@@ -117,6 +117,32 @@ func keyset(q *bun.SelectQuery, ords orderings, ordering, idCol string, cur *cur
 	return q.OrderExpr(key.column + " " + dir).OrderExpr(idCol + " " + dir), nil
 }
 
+// makePage turns up to limit+1 rows into a page: the first limit rows become
+// its items, and a row beyond them means a next page, whose cursor cursorOf
+// makes from the page's last row.
+func makePage[R, T any](rows []R, limit int, view func(R) T, cursorOf func(last R) string) Page[T] {
+	p := Page[T]{Items: make([]T, 0, min(len(rows), limit))}
+	for i, r := range rows {
+		if i == limit {
+			next := cursorOf(rows[i-1])
+			p.NextCursor = &next
+			break
+		}
+		p.Items = append(p.Items, view(r))
+	}
+	return p
+}
+
+// cursorAfter returns the keyset cursor that follows item last, whose id is
+// id, in the given ordering.
+func (o orderings) cursorAfter(ordering string, id uuid.UUID, last any) string {
+	c := cursor{Ordering: ordering, ID: id}
+	if key := o[strings.TrimPrefix(ordering, "-")]; key.value != nil {
+		c.Value = key.value(last)
+	}
+	return encodeCursor(c)
+}
+
 // likePattern returns a LIKE pattern matching s anywhere, with the LIKE
 // metacharacters escaped (use with ESCAPE '\').
 func likePattern(s string) string {
