@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -203,4 +204,9 @@ func decodeInto(tb testing.TB, b []byte, v any) {
 	if err := json.Unmarshal(b, v); err != nil {
 		tb.Fatalf("decode %s: %v", b, err)
 	}
+}
+
+// jwtSegment decodes segment i of a compact JWT.
+func jwtSegment(tok string, i int) ([]byte, error) {
+	return base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[i])
 }
