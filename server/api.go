@@ -36,6 +36,7 @@ func (s *Server) newAPI(mux *http.ServeMux) huma.API {
 	s.registerTenants(api)
 	s.registerUsers(api)
 	s.registerAudit(api)
+	s.registerIntegrations(api)
 	return api
 }
 

@@ -68,6 +68,16 @@ type Config struct {
 	AuditSigningKey         string        `env:"SAASKIT_AUDIT_SIGNING_KEY" default:"" secret:"true" help:"signer key of audit checkpoints (saaskit audit keygen); empty: one is generated on first start and kept in the database, which lets whoever can write the database forge checkpoints, so set your own in production"`
 	AuditOrigin             string        `env:"SAASKIT_AUDIT_ORIGIN" default:"saaskit/audit" help:"origin line prefix of signed audit checkpoints; name the deployment"`
 	AuditCheckpointInterval time.Duration `env:"SAASKIT_AUDIT_CHECKPOINT_INTERVAL" default:"1h" help:"how often every tenant with new audit events gets a signed checkpoint; 0 disables the schedule"`
+
+	// Webhook processing. Events are stored with their job in one
+	// transaction; workers (in serve, or in saaskit worker) process them.
+	Workers            string        `env:"SAASKIT_WORKERS" default:"on" help:"on: serve also processes webhook events; off: serve only receives them and saaskit worker processes them"`
+	WorkerConcurrency  int           `env:"SAASKIT_WORKER_CONCURRENCY" default:"100" help:"webhook events processed at once by one process"`
+	WorkerPollInterval time.Duration `env:"SAASKIT_WORKER_POLL_INTERVAL" default:"100ms" help:"how often idle workers look for new jobs"`
+	WebhookMaxAttempts int           `env:"SAASKIT_WEBHOOK_MAX_ATTEMPTS" default:"10" help:"attempts to process a webhook event before it is failed (the dead letter; replay it through the API)"`
+	WebhookRetryBase   time.Duration `env:"SAASKIT_WEBHOOK_RETRY_BASE" default:"1s" help:"wait after the first failed attempt; it doubles at each attempt, with 50% jitter"`
+	WebhookRetryMax    time.Duration `env:"SAASKIT_WEBHOOK_RETRY_MAX" default:"1h" help:"longest wait between two attempts"`
+	PaymentGrace       time.Duration `env:"SAASKIT_PAYMENT_GRACE" default:"336h" help:"how long a tenant's payments may fail before payment-service events suspend it"`
 }
 
 // Defaults fills every zero field of c with its default.
@@ -173,6 +183,9 @@ func (c *Config) Validate() error {
 	}
 	if c.AuditCheckpointInterval < 0 {
 		return fmt.Errorf("%w: SAASKIT_AUDIT_CHECKPOINT_INTERVAL must not be negative", ErrConfig)
+	}
+	if err := c.validateWorkers(); err != nil {
+		return err
 	}
 	return nil
 }

@@ -55,6 +55,10 @@ func Migrate(ctx context.Context, db *bun.DB, appRole string) error {
 			return fmt.Errorf("server: migrate %s: %w", set.Name, err)
 		}
 	}
+	// River's job tables, before the app role's grants.
+	if err := migrateRiver(ctx, db); err != nil {
+		return err
+	}
 	if appRole != "" {
 		// EnsureAppRole grants the role every privilege on every table (and
 		// by default on future ones); RestrictRole then takes UPDATE, DELETE

@@ -64,6 +64,7 @@ type Server struct {
 	verifierKey string
 	proxies     []netip.Prefix
 	rl          *limiterState
+	integ       *integrations // webhooks and their jobs
 
 	rotateMu sync.Mutex
 	now      func() time.Time
@@ -92,6 +93,10 @@ type Options struct {
 	// the cost of the audit log (saaskit bench -audit=false) and must not
 	// be used in production: changes then leave no trace.
 	DisableAudit bool
+	// ProcessHook, when set, runs before each attempt to process a webhook
+	// event, in the attempt's transaction; an error fails the attempt (fault
+	// injection in tests).
+	ProcessHook func(ctx context.Context, ev *WebhookEvent, attempt int) error
 }
 
 // New opens the database, migrates it, loads or creates the signing keys and
@@ -138,6 +143,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
+	s.integ.hook = opts.ProcessHook
 	return s, nil
 }
 
@@ -193,6 +199,9 @@ func (s *Server) setup(ctx context.Context) error {
 
 	mux := http.NewServeMux()
 	s.api = s.newAPI(mux)
+	if err := s.setupIntegrations(mux); err != nil {
+		return err
+	}
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
@@ -237,6 +246,11 @@ func (s *Server) Close() error {
 		}
 		s.rl.closers = nil
 	}
+	if s.integ != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
+		errs = append(errs, s.StopWorkers(ctx))
+		cancel()
+	}
 	if s.ownsDB && s.db != nil {
 		errs = append(errs, s.db.Close())
 		s.ownsDB = false
@@ -270,6 +284,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { errc <- srv.Serve(ln) }()
 	go s.rotateLoop(ctx)
 	go s.checkpointLoop(ctx)
+	if s.cfg.workersOn() {
+		if err := s.StartWorkers(ctx); err != nil {
+			srv.Close()
+			return err
+		}
+	}
 	s.log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("version", Version),
 		slog.String("database", s.db.Dialect().Name().String()),
 		slog.String("audit_verifier_key", s.verifierKey),
@@ -285,6 +305,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("server: shutdown: %w", err)
+	}
+	if err := s.StopWorkers(sctx); err != nil {
+		return fmt.Errorf("server: stop workers: %w", err)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err

@@ -1,6 +1,7 @@
 // Command saaskit runs the saaskit reference server.
 //
 //	saaskit serve                 run the platform (migrates on start)
+//	saaskit worker                process webhook events only (no HTTP)
 //	saaskit migrate up|down|status
 //	saaskit createsuperuser -email E [-password P]
 //	saaskit audit keygen|pubkey|checkpoint|export|verify
@@ -42,6 +43,7 @@ const usage = `usage: saaskit <command> [flags]
 
 commands:
   serve            run the platform: API, migrations on start, first superuser
+  worker           process received webhook events (SAASKIT_WORKERS=off makes serve only receive them)
   migrate          up | down [set] | status
   createsuperuser  create a platform superadmin (-email, -password)
   audit            keygen | pubkey | checkpoint | export | verify (signed, offline-verifiable audit exports)
@@ -61,6 +63,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch cmd {
 	case "serve":
 		return serve(ctx, args, stdout, stderr)
+	case "worker":
+		return workerCmd(ctx, args, stderr)
 	case "migrate":
 		return migrateCmd(ctx, args, stdout, stderr)
 	case "createsuperuser":
@@ -118,6 +122,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "Created superuser %s from SAASKIT_ADMIN_EMAIL.\n", email)
 	}
 	return srv.Run(ctx)
+}
+
+// workerCmd works webhook jobs until interrupted, so that receivers and
+// workers scale apart.
+func workerCmd(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, _, err := loadConfig("worker", args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(ctx, cfg, server.Options{})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	return srv.RunWorkers(ctx)
 }
 
 func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {

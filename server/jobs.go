@@ -1,0 +1,211 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/google/uuid"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
+)
+
+// riverDriver returns the River driver over the *sql.DB that Bun uses.
+func riverDriver(db *bun.DB) riverdriver.Driver[*sql.Tx] {
+	if db.Dialect().Name() == dialect.PG {
+		return riverdatabasesql.New(db.DB)
+	}
+	return riversqlite.New(db.DB)
+}
+
+// migrateRiver runs River's own migrations (its job, leader and queue
+// tables) in the database's current schema.
+func migrateRiver(ctx context.Context, db *bun.DB) error {
+	m, err := rivermigrate.New(riverDriver(db), &rivermigrate.Config{Logger: quietLogger(slog.Default())})
+	if err != nil {
+		return fmt.Errorf("server: migrate river: %w", err)
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("server: migrate river: %w", err)
+	}
+	return nil
+}
+
+// webhookJobArgs is the River job that processes one stored webhook event.
+type webhookJobArgs struct {
+	EventID  uuid.UUID `json:"event_id"`
+	TenantID uuid.UUID `json:"tenant_id"`
+}
+
+// Kind implements river.JobArgs.
+func (webhookJobArgs) Kind() string { return "webhook_event" }
+
+// retryPolicy is River's retry policy: exponential backoff with jitter
+// (cenkalti/backoff), from base up to max between attempts.
+type retryPolicy struct {
+	base, max time.Duration
+}
+
+// NextRetry implements river.ClientRetryPolicy.
+func (p retryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
+	return time.Now().Add(p.delay(job.Attempt))
+}
+
+// delay is the wait after the attempt-th failed attempt (from 1).
+func (p retryPolicy) delay(attempt int) time.Duration {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = p.base, p.max, 0
+	b.Multiplier, b.RandomizationFactor = 2, 0.5
+	b.Reset()
+	d := b.InitialInterval
+	for range max(attempt, 1) {
+		d = b.NextBackOff()
+	}
+	return d
+}
+
+// quietLogger passes on only warnings and errors: River logs every fetch
+// and election at info.
+func quietLogger(l *slog.Logger) *slog.Logger {
+	return slog.New(minLevel{l.Handler(), slog.LevelWarn})
+}
+
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(a []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(a), h.min}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{h.Handler.WithGroup(name), h.min}
+}
+
+// newJobClient builds the River client: with workers when work is true,
+// insert-only otherwise.
+func (s *Server) newJobClient(work bool) (*river.Client[*sql.Tx], error) {
+	cfg := s.cfg
+	rc := &river.Config{
+		Logger:      quietLogger(s.log),
+		MaxAttempts: cfg.WebhookMaxAttempts,
+		RetryPolicy: retryPolicy{base: cfg.WebhookRetryBase, max: cfg.WebhookRetryMax},
+		// Completed jobs are kept one day: the events table is the record.
+		CompletedJobRetentionPeriod: 24 * time.Hour,
+	}
+	if work {
+		workers := river.NewWorkers()
+		if err := river.AddWorkerSafely(workers, &webhookWorker{s: s}); err != nil {
+			return nil, err
+		}
+		cool := min(max(cfg.WorkerPollInterval/2, time.Millisecond), 100*time.Millisecond)
+		rc.Workers = workers
+		rc.FetchPollInterval = max(cfg.WorkerPollInterval, cool)
+		rc.FetchCooldown = cool
+		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.WorkerConcurrency}}
+	}
+	c, err := river.NewClient(riverDriver(s.db), rc)
+	if err != nil {
+		return nil, fmt.Errorf("server: job client: %w", err)
+	}
+	return c, nil
+}
+
+// StartWorkers starts working webhook jobs in the background until
+// [Server.StopWorkers] or [Server.Close] (ctx gives its values, not its
+// cancellation: stopping is graceful). It is called by [Server.Serve]
+// unless workers are off, and by [Server.RunWorkers].
+func (s *Server) StartWorkers(ctx context.Context) error {
+	s.integ.mu.Lock()
+	defer s.integ.mu.Unlock()
+	if s.integ.worker != nil {
+		return nil
+	}
+	c, err := s.newJobClient(true)
+	if err != nil {
+		return err
+	}
+	if err := c.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("server: start workers: %w", err)
+	}
+	s.integ.worker = c
+	s.log.Info("workers started", slog.Int("concurrency", s.cfg.WorkerConcurrency),
+		slog.Int("max_attempts", s.cfg.WebhookMaxAttempts))
+	return nil
+}
+
+// StopWorkers stops the workers gracefully: jobs in progress finish, or are
+// cancelled when ctx is done first (River then works them again later).
+func (s *Server) StopWorkers(ctx context.Context) error {
+	s.integ.mu.Lock()
+	c := s.integ.worker
+	s.integ.worker = nil
+	s.integ.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	err := c.Stop(ctx)
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return c.StopAndCancel(context.Background())
+	}
+	return err
+}
+
+// RunWorkers works jobs until ctx is done, then stops within the shutdown
+// grace. It is the worker command's loop: no HTTP API is served.
+func (s *Server) RunWorkers(ctx context.Context) error {
+	if err := s.StartWorkers(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
+	defer cancel()
+	return s.StopWorkers(sctx)
+}
+
+// enqueue inserts the job of a stored event in tx, so that the event and its
+// job commit together.
+func (s *Server) enqueue(ctx context.Context, tx bun.Tx, ev *WebhookEvent) error {
+	_, err := s.integ.jobs.InsertTx(ctx, tx.Tx, webhookJobArgs{EventID: ev.ID, TenantID: ev.TenantID}, nil)
+	if err != nil {
+		return fmt.Errorf("server: enqueue event: %w", err)
+	}
+	return nil
+}
+
+// workersOn reports whether serve also works jobs.
+func (c *Config) workersOn() bool {
+	switch c.Workers {
+	case "off", "false", "0":
+		return false
+	}
+	return true
+}
+
+func (c *Config) validateWorkers() error {
+	switch c.Workers {
+	case "", "on", "off", "true", "false", "1", "0":
+	default:
+		return fmt.Errorf("%w: SAASKIT_WORKERS must be on or off, not %q", ErrConfig, c.Workers)
+	}
+	if c.WorkerConcurrency < 0 || c.WebhookMaxAttempts < 0 || c.WorkerPollInterval < 0 ||
+		c.WebhookRetryBase < 0 || c.WebhookRetryMax < 0 || c.PaymentGrace < 0 {
+		return fmt.Errorf("%w: worker and webhook settings must not be negative", ErrConfig)
+	}
+	return nil
+}

@@ -1,0 +1,183 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/riverqueue/river"
+	"github.com/uptrace/bun"
+
+	"github.com/saaskit/saaskit/internal/problem"
+	"github.com/saaskit/saaskit/tenancy"
+	"github.com/saaskit/saaskit/webhooks"
+)
+
+// integrations is the server's state for webhooks and their jobs.
+type integrations struct {
+	// jobs inserts jobs (and works none).
+	jobs *river.Client[*sql.Tx]
+	mu   sync.Mutex
+	// worker works jobs while started.
+	worker *river.Client[*sql.Tx]
+	// hook runs before each processing attempt (Options.ProcessHook).
+	hook func(ctx context.Context, ev *WebhookEvent, attempt int) error
+}
+
+// setupIntegrations builds the job client and mounts the webhook receivers:
+// POST /api/integrations/webhooks/{provider}/{connection_id}/ for one event
+// and .../batch/ for many. The connection id in the URL names the
+// connection whose secrets verify the request; its tenant becomes the
+// event's only once the signature has been verified.
+func (s *Server) setupIntegrations(mux *http.ServeMux) error {
+	jobs, err := s.newJobClient(false)
+	if err != nil {
+		return err
+	}
+	s.integ = &integrations{jobs: jobs}
+	sink := &webhookSink{s: s}
+	for _, name := range providerNames() {
+		resolve := s.resolveConnection(name)
+		base := "/api/integrations/webhooks/" + name + "/{connection}/"
+		mux.Handle(base, &webhooks.Receiver{Provider: name, Resolve: resolve, Sink: sink, Logger: s.log, Now: s.now})
+		mux.Handle(base+"batch/", &webhooks.BatchReceiver{Provider: name, Resolve: resolve, Sink: sink, Logger: s.log, Now: s.now})
+	}
+	mux.HandleFunc("/api/integrations/webhooks/", func(w http.ResponseWriter, r *http.Request) {
+		problem.Error(w, http.StatusNotFound, "unknown webhook provider or URL: webhooks are received at /api/integrations/webhooks/{provider}/{connection_id}/")
+	})
+	return nil
+}
+
+type connKey struct{}
+
+// connectionFromContext returns the connection that Resolve put in ctx.
+func connectionFromContext(ctx context.Context) (*IntegrationConnection, bool) {
+	c, ok := ctx.Value(connKey{}).(*IntegrationConnection)
+	return c, ok
+}
+
+// resolveConnection returns the Resolve hook of a provider's receivers: it
+// loads the connection named by the URL and returns its verifier, and the
+// context carrying the connection and its tenant.
+func (s *Server) resolveConnection(provider string) func(r *http.Request) (webhooks.Verifier, context.Context, error) {
+	return func(r *http.Request) (webhooks.Verifier, context.Context, error) {
+		ctx := r.Context()
+		id, err := uuid.Parse(r.PathValue("connection"))
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: connection id is not a uuid", webhooks.ErrUnknownSource)
+		}
+		conn := new(IntegrationConnection)
+		err = s.tx.Read(tenancy.System(ctx), func(ctx context.Context, db bun.IDB) error {
+			return db.NewSelect().Model(conn).Where("ic.id = ?", id).Where("ic.provider = ?", provider).Scan(ctx)
+		})
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, nil, fmt.Errorf("%w: no %s connection %s", webhooks.ErrUnknownSource, provider, id)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		t, err := s.lookup.LookupTenant(ctx, conn.TenantID.String())
+		if errors.Is(err, tenancy.ErrTenantNotFound) {
+			return nil, nil, fmt.Errorf("%w: tenant of connection %s", webhooks.ErrUnknownSource, id)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		ctx = context.WithValue(tenancy.WithTenant(ctx, t), connKey{}, conn)
+		return webhooks.StandardWebhooks{Secrets: conn.secretList(), Now: s.now}, ctx, nil
+	}
+}
+
+// webhookSink stores verified events in webhook_events and inserts each new
+// event's job in the same transaction, so that an event answered 202 is
+// processed even if the process dies right after. The idempotency key is
+// (connection, provider, event id): two tenants' accounts may reuse event
+// ids, and a connection belongs to one provider.
+type webhookSink struct {
+	s *Server
+}
+
+var _ webhooks.BatchSink = (*webhookSink)(nil)
+
+func (k *webhookSink) newEvent(conn *IntegrationConnection, ev *webhooks.Event) *WebhookEvent {
+	now := k.s.now()
+	we := &WebhookEvent{
+		ID: uuid.Must(uuid.NewV7()), ConnectionID: conn.ID, Provider: ev.Provider, EventID: ev.ID, Type: ev.Type,
+		Payload: string(ev.Payload), Status: EventReceived, ReceivedAt: now, UpdatedAt: now,
+	}
+	we.TenantID = conn.TenantID
+	if !ev.Timestamp.IsZero() {
+		t := ev.Timestamp.UTC().Truncate(time.Microsecond)
+		we.OccurredAt = &t
+	}
+	return we
+}
+
+// insert stores we unless its key exists; it reports whether it stored it.
+func insertEvent(ctx context.Context, tx bun.Tx, we *WebhookEvent) (bool, error) {
+	res, err := tx.NewInsert().Model(we).On("CONFLICT (connection_id, provider, event_id) DO NOTHING").Exec(ctx)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// Accept implements webhooks.Sink.
+func (k *webhookSink) Accept(ctx context.Context, ev *webhooks.Event) (bool, error) {
+	conn, ok := connectionFromContext(ctx)
+	if !ok {
+		return false, errors.New("server: webhook sink: no connection in context")
+	}
+	we := k.newEvent(conn, ev)
+	dup := false
+	err := k.s.tx.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		stored, err := insertEvent(ctx, tx, we)
+		if err != nil || !stored {
+			dup = !stored
+			return err
+		}
+		return k.s.enqueue(ctx, tx, we)
+	})
+	return dup, err
+}
+
+// AcceptBatch implements webhooks.BatchSink: the batch is one transaction
+// and its jobs one multi-row insert.
+func (k *webhookSink) AcceptBatch(ctx context.Context, evs []*webhooks.Event) ([]webhooks.BatchResult, error) {
+	conn, ok := connectionFromContext(ctx)
+	if !ok {
+		return nil, errors.New("server: webhook sink: no connection in context")
+	}
+	res := make([]webhooks.BatchResult, len(evs))
+	err := k.s.tx.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var params []river.InsertManyParams
+		for i, ev := range evs {
+			we := k.newEvent(conn, ev)
+			stored, err := insertEvent(ctx, tx, we)
+			if err != nil {
+				return err
+			}
+			res[i].Duplicate = !stored
+			if stored {
+				params = append(params, river.InsertManyParams{Args: webhookJobArgs{EventID: we.ID, TenantID: we.TenantID}})
+			}
+		}
+		if len(params) == 0 {
+			return nil
+		}
+		if _, err := k.s.integ.jobs.InsertManyFastTx(ctx, tx.Tx, params); err != nil {
+			return fmt.Errorf("server: enqueue events: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
