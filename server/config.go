@@ -77,6 +77,7 @@ type Config struct {
 	WebhookMaxAttempts int           `env:"SAASKIT_WEBHOOK_MAX_ATTEMPTS" default:"10" help:"attempts to process a webhook event before it is failed (the dead letter; replay it through the API)"`
 	WebhookRetryBase   time.Duration `env:"SAASKIT_WEBHOOK_RETRY_BASE" default:"1s" help:"wait after the first failed attempt; it doubles at each attempt, with 50% jitter"`
 	WebhookRetryMax    time.Duration `env:"SAASKIT_WEBHOOK_RETRY_MAX" default:"1h" help:"longest wait between two attempts"`
+	WebhookJobTimeout  time.Duration `env:"SAASKIT_WEBHOOK_JOB_TIMEOUT" default:"30s" help:"longest a processing attempt may run; an attempt left running by a process that died is retried after twice this (checked every 30s)"`
 	PaymentGrace       time.Duration `env:"SAASKIT_PAYMENT_GRACE" default:"336h" help:"how long a tenant's payments may fail before payment-service events suspend it"`
 }
 

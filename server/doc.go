@@ -59,4 +59,35 @@
 // the auth scope fails closed with 503, so that an outage does not open the
 // door to password guessing. Refusals are counted in
 // saaskit_ratelimit_refused_total. Health, metrics and JWKS are not limited.
+//
+// # Webhooks and jobs
+//
+// An integration connection (POST /api/integrations/connections/, admins)
+// maps an account of a provider (user-service, payment-service; GET
+// /api/integrations/providers/) to the tenant and holds its Standard
+// Webhooks signing secrets: the answer that creates or rotates one shows the
+// new secret once, and a rotation keeps the previous secret verifying until
+// retire_previous drops it. Events arrive at
+// POST /api/integrations/webhooks/{provider}/{connection_id}/ (and .../batch/
+// for many): the connection named in the URL gives the secrets, and its
+// tenant becomes the event's only after the signature verifies. Receiving is
+// one transaction: the event is inserted into webhook_events (unique per
+// connection and event id: 202 when new, 200 for a duplicate) together with
+// its River job (InsertTx), so that an accepted event is processed even if
+// the process dies the next instant. River's tables are migrated by
+// [Migrate].
+//
+// Workers run inside serve (SAASKIT_WORKERS=off turns them off there) and in
+// "saaskit worker", so that receivers and workers scale apart. A worker
+// processes an event in one transaction with its effect, its audit event
+// (actor integration:<provider>) and its new status: processed, or skipped
+// for a type the provider does not handle. Each external object keeps the
+// newest version applied (its updated_at, else the event's time), so that an
+// older event arriving late changes nothing and a replay is idempotent.
+// Failed attempts are retried with exponential backoff and jitter
+// (SAASKIT_WEBHOOK_RETRY_BASE doubling up to SAASKIT_WEBHOOK_RETRY_MAX) up to
+// SAASKIT_WEBHOOK_MAX_ATTEMPTS; then the event is failed with its last error
+// (the dead letter) until POST /api/integrations/events/{id}/replay/
+// enqueues it again. GET /api/integrations/events/ lists them (filters
+// status, provider, type, received_after/before; cursor pages).
 package server

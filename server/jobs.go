@@ -10,6 +10,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
@@ -18,6 +19,8 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
+
+	"github.com/saaskit/saaskit/internal/sqldb"
 )
 
 // riverDriver returns the River driver over the *sql.DB that Bun uses.
@@ -26,6 +29,32 @@ func riverDriver(db *bun.DB) riverdriver.Driver[*sql.Tx] {
 		return riverdatabasesql.New(db.DB)
 	}
 	return riversqlite.New(db.DB)
+}
+
+// jobDriver returns the driver of the server's job clients. On Postgres,
+// when the database URL is known, it adds a pgx listener (LISTEN/NOTIFY on
+// a connection of its own, in the same search path as Bun's pool), so that
+// an inserted job wakes idle workers at once instead of at the next poll;
+// close is then the listener pool's Close. Otherwise River polls.
+func (s *Server) jobDriver(ctx context.Context) (drv riverdriver.Driver[*sql.Tx], close func(), err error) {
+	if s.db.Dialect().Name() != dialect.PG || !sqldb.IsPostgres(s.cfg.DatabaseURL) {
+		return riverDriver(s.db), func() {}, nil
+	}
+	pc, err := pgxpool.ParseConfig(s.cfg.DatabaseURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("server: job listener: %w", err)
+	}
+	var path string
+	if err := s.db.QueryRowContext(ctx, "SHOW search_path").Scan(&path); err != nil {
+		return nil, nil, fmt.Errorf("server: job listener: %w", err)
+	}
+	pc.ConnConfig.RuntimeParams["search_path"] = path
+	pc.MinConns, pc.MaxConns = 0, 2
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("server: job listener: %w", err)
+	}
+	return riverdatabasesql.NewWithPgxListener(s.db.DB, pool), pool.Close, nil
 }
 
 // migrateRiver runs River's own migrations (its job, leader and queue
@@ -105,6 +134,10 @@ func (s *Server) newJobClient(work bool) (*river.Client[*sql.Tx], error) {
 		Logger:      quietLogger(s.log),
 		MaxAttempts: cfg.WebhookMaxAttempts,
 		RetryPolicy: retryPolicy{base: cfg.WebhookRetryBase, max: cfg.WebhookRetryMax},
+		// A job left running by a process that died is worked again after
+		// twice the timeout (River's rescuer).
+		JobTimeout:           cfg.WebhookJobTimeout,
+		RescueStuckJobsAfter: 2 * cfg.WebhookJobTimeout,
 		// Completed jobs are kept one day: the events table is the record.
 		CompletedJobRetentionPeriod: 24 * time.Hour,
 	}
@@ -119,7 +152,7 @@ func (s *Server) newJobClient(work bool) (*river.Client[*sql.Tx], error) {
 		rc.FetchCooldown = cool
 		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.WorkerConcurrency}}
 	}
-	c, err := river.NewClient(riverDriver(s.db), rc)
+	c, err := river.NewClient(s.integ.driver, rc)
 	if err != nil {
 		return nil, fmt.Errorf("server: job client: %w", err)
 	}
@@ -204,7 +237,7 @@ func (c *Config) validateWorkers() error {
 		return fmt.Errorf("%w: SAASKIT_WORKERS must be on or off, not %q", ErrConfig, c.Workers)
 	}
 	if c.WorkerConcurrency < 0 || c.WebhookMaxAttempts < 0 || c.WorkerPollInterval < 0 ||
-		c.WebhookRetryBase < 0 || c.WebhookRetryMax < 0 || c.PaymentGrace < 0 {
+		c.WebhookRetryBase < 0 || c.WebhookRetryMax < 0 || c.WebhookJobTimeout < 0 || c.PaymentGrace < 0 {
 		return fmt.Errorf("%w: worker and webhook settings must not be negative", ErrConfig)
 	}
 	return nil

@@ -199,7 +199,7 @@ func (s *Server) setup(ctx context.Context) error {
 
 	mux := http.NewServeMux()
 	s.api = s.newAPI(mux)
-	if err := s.setupIntegrations(mux); err != nil {
+	if err := s.setupIntegrations(ctx, mux); err != nil {
 		return err
 	}
 	mux.HandleFunc("GET /healthz", s.healthz)
@@ -250,6 +250,9 @@ func (s *Server) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
 		errs = append(errs, s.StopWorkers(ctx))
 		cancel()
+		if s.integ.closeDriver != nil {
+			s.integ.closeDriver()
+		}
 	}
 	if s.ownsDB && s.db != nil {
 		errs = append(errs, s.db.Close())

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
 	"github.com/uptrace/bun"
 
 	"github.com/saaskit/saaskit/internal/problem"
@@ -20,6 +21,10 @@ import (
 
 // integrations is the server's state for webhooks and their jobs.
 type integrations struct {
+	// driver is the River driver of both clients; closeDriver releases
+	// its listener pool.
+	driver      riverdriver.Driver[*sql.Tx]
+	closeDriver func()
 	// jobs inserts jobs (and works none).
 	jobs *river.Client[*sql.Tx]
 	mu   sync.Mutex
@@ -34,12 +39,15 @@ type integrations struct {
 // and .../batch/ for many. The connection id in the URL names the
 // connection whose secrets verify the request; its tenant becomes the
 // event's only once the signature has been verified.
-func (s *Server) setupIntegrations(mux *http.ServeMux) error {
-	jobs, err := s.newJobClient(false)
+func (s *Server) setupIntegrations(ctx context.Context, mux *http.ServeMux) error {
+	drv, closeDriver, err := s.jobDriver(ctx)
 	if err != nil {
 		return err
 	}
-	s.integ = &integrations{jobs: jobs}
+	s.integ = &integrations{driver: drv, closeDriver: closeDriver}
+	if s.integ.jobs, err = s.newJobClient(false); err != nil {
+		return err
+	}
 	sink := &webhookSink{s: s}
 	for _, name := range providerNames() {
 		resolve := s.resolveConnection(name)
