@@ -69,6 +69,12 @@ type Config struct {
 	AuditOrigin             string        `env:"SAASKIT_AUDIT_ORIGIN" default:"saaskit/audit" help:"origin line prefix of signed audit checkpoints; name the deployment"`
 	AuditCheckpointInterval time.Duration `env:"SAASKIT_AUDIT_CHECKPOINT_INTERVAL" default:"1h" help:"how often every tenant with new audit events gets a signed checkpoint; 0 disables the schedule"`
 
+	// Single sign-on. Client secrets and SP private keys are sealed with
+	// the first key; every listed key opens them, so a key rotates by
+	// putting the new one first and saving each tenant's connection again.
+	SSOEncryptionKey string `env:"SAASKIT_SSO_ENCRYPTION_KEY" default:"" secret:"true" help:"comma-separated base64 32-byte AES-GCM keys sealing SSO secrets, the first one sealing (rotate by prepending a new key); empty: SSO off"`
+	SSOPublicURL     string `env:"SAASKIT_SSO_PUBLIC_URL" default:"" help:"public base URL of the server in SSO redirect, metadata and ACS URLs, e.g. https://api.example.com; empty: taken from each request"`
+
 	// Webhook processing. Events are stored with their job in one
 	// transaction; workers (in serve, or in saaskit worker) process them.
 	Workers            string        `env:"SAASKIT_WORKERS" default:"on" help:"on: serve also processes webhook events; off: serve only receives them and saaskit worker processes them"`

@@ -65,6 +65,7 @@ type Server struct {
 	proxies     []netip.Prefix
 	rl          *limiterState
 	integ       *integrations // webhooks and their jobs
+	sso         *ssoService   // single sign-on per tenant
 
 	rotateMu sync.Mutex
 	now      func() time.Time
@@ -200,6 +201,9 @@ func (s *Server) setup(ctx context.Context) error {
 	mux := http.NewServeMux()
 	s.api = s.newAPI(mux)
 	if err := s.setupIntegrations(ctx, mux); err != nil {
+		return err
+	}
+	if err := s.setupSSO(mux); err != nil {
 		return err
 	}
 	mux.HandleFunc("GET /healthz", s.healthz)

@@ -1,0 +1,364 @@
+package server
+
+import (
+	"context"
+	"crypto"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
+	"github.com/uptrace/bun/migrate"
+
+	"github.com/saaskit/saaskit/authn"
+	"github.com/saaskit/saaskit/authn/oidc"
+	"github.com/saaskit/saaskit/authn/saml"
+	"github.com/saaskit/saaskit/tenancy"
+)
+
+// Kinds of SSO connection; a tenant has at most one of each.
+const (
+	ssoOIDC = "oidc"
+	ssoSAML = "saml"
+)
+
+// Audit actions of single sign-on.
+const (
+	ActionSSOConfigured   = "sso.configured"
+	ActionSSORemoved      = "sso.removed"
+	ActionSSOLogin        = "auth.sso_login_succeeded"
+	ActionSSOLoginFailed  = "auth.sso_login_failed"
+	ActionSSOUserProvided = "auth.sso_member_provisioned"
+)
+
+// Errors of single sign-on, mapped to problems by the SSO handlers.
+var (
+	ErrSSODisabled     = errors.New("server: single sign-on is not configured on this server (SAASKIT_SSO_ENCRYPTION_KEY)")
+	ErrSSONotSetUp     = errors.New("server: the tenant has no such SSO connection")
+	ErrSSORefused      = errors.New("server: single sign-on refused")
+	ErrSSONotAMember   = errors.New("server: an account with this email exists; an admin of the tenant must add it before it can sign in with SSO")
+	ErrSSOMemberLocked = errors.New("server: the membership is deactivated")
+)
+
+// ssoConnection is one tenant's OIDC provider or SAML IdP. Config holds the
+// settings as JSON; Secret the client secret or the SP private key, sealed
+// with AES-GCM under the server's SSO key.
+type ssoConnection struct {
+	bun.BaseModel `bun:"table:sso_connections,alias:ssoc"`
+	tenancy.Scoped
+
+	Kind      string    `bun:"kind,pk"`
+	Config    string    `bun:"config,notnull"`
+	Secret    string    `bun:"secret,notnull"`
+	CreatedAt time.Time `bun:"created_at,notnull"`
+	UpdatedAt time.Time `bun:"updated_at,notnull"`
+}
+
+// oidcSettings are the stored, non-secret settings of an OIDC connection.
+type oidcSettings struct {
+	Issuer         string     `json:"issuer"`
+	ClientID       string     `json:"client_id"`
+	Scopes         []string   `json:"scopes,omitempty"`
+	AllowedDomains []string   `json:"allowed_domains,omitempty"`
+	DefaultRole    authn.Role `json:"default_role"`
+}
+
+// samlSettings are the stored, non-secret settings of a SAML connection.
+type samlSettings struct {
+	IDPMetadata       string                `json:"idp_metadata"`
+	IDPEntityID       string                `json:"idp_entity_id"`
+	Attributes        saml.AttributeMap     `json:"attributes"`
+	RoleMap           map[string]authn.Role `json:"role_map,omitempty"`
+	AllowIDPInitiated bool                  `json:"allow_idp_initiated"`
+	DefaultRole       authn.Role            `json:"default_role"`
+	Certificate       string                `json:"certificate"` // PEM, the SP's
+}
+
+func init() {
+	Migrations.Add(migrate.Migration{
+		Name:    "20261220000001",
+		Comment: "sso connections",
+		Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
+			db := m.DB()
+			idType, tsType := "TEXT", "TIMESTAMP"
+			if db.Dialect().Name() == dialect.PG {
+				idType, tsType = "UUID", "TIMESTAMPTZ"
+			}
+			_, err := db.ExecContext(ctx, fmt.Sprintf(`CREATE TABLE IF NOT EXISTS sso_connections (
+				tenant_id %[1]s NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+				kind TEXT NOT NULL CHECK (kind IN ('oidc', 'saml')),
+				config TEXT NOT NULL,
+				secret TEXT NOT NULL DEFAULT '',
+				created_at %[2]s NOT NULL,
+				updated_at %[2]s NOT NULL,
+				PRIMARY KEY (tenant_id, kind))`, idType, tsType))
+			if err != nil {
+				return fmt.Errorf("server: migrate sso: %w", err)
+			}
+			return tenancy.EnableRLS(ctx, db, "sso_connections")
+		},
+		Down: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
+			_, err := m.DB().ExecContext(ctx, "DROP TABLE IF EXISTS sso_connections")
+			return err
+		},
+	})
+}
+
+// ssoKeys seals secrets with AES-256-GCM. The first key seals; every key
+// opens, so that a key can be rotated: put the new key first, keep the old
+// one after it until every connection has been saved again.
+type ssoKeys struct {
+	aeads  []cipher.AEAD
+	ids    []string // key ids: the first 8 hex digits of SHA-256 of the key
+	cookie []byte   // HMAC key of the login cookies, derived from the first key
+}
+
+// parseSSOKeys reads a comma-separated list of base64 (std or URL) 32-byte
+// keys. Empty means SSO is off.
+func parseSSOKeys(list string) (*ssoKeys, error) {
+	k := &ssoKeys{}
+	for _, s := range splitList(list) {
+		raw, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			raw, err = base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+		}
+		if err != nil || len(raw) != 32 {
+			return nil, fmt.Errorf("%w: SAASKIT_SSO_ENCRYPTION_KEY: each key is 32 bytes in base64", ErrConfig)
+		}
+		block, _ := aes.NewCipher(raw)
+		aead, _ := cipher.NewGCM(block)
+		sum := sha256.Sum256(raw)
+		k.aeads = append(k.aeads, aead)
+		k.ids = append(k.ids, fmt.Sprintf("%x", sum[:4]))
+		if k.cookie == nil {
+			m := hmac.New(sha256.New, raw)
+			m.Write([]byte("saaskit sso login cookie"))
+			k.cookie = m.Sum(nil)
+		}
+	}
+	if len(k.aeads) == 0 {
+		return nil, nil
+	}
+	return k, nil
+}
+
+// seal encrypts plain for one tenant and kind (bound as additional data, so
+// that a sealed secret cannot be moved to another row). The result is
+// "keyid.base64(nonce||ciphertext)".
+func (k *ssoKeys) seal(tenant uuid.UUID, kind string, plain []byte) string {
+	nonce := make([]byte, k.aeads[0].NonceSize())
+	rand.Read(nonce)
+	ct := k.aeads[0].Seal(nonce, nonce, plain, []byte(tenant.String()+"/"+kind))
+	return k.ids[0] + "." + base64.RawStdEncoding.EncodeToString(ct)
+}
+
+func (k *ssoKeys) open(tenant uuid.UUID, kind, sealed string) ([]byte, error) {
+	id, b64, ok := strings.Cut(sealed, ".")
+	ct, err := base64.RawStdEncoding.DecodeString(b64)
+	if !ok || err != nil {
+		return nil, errors.New("server: sso secret malformed")
+	}
+	for i, a := range k.aeads {
+		if k.ids[i] != id || len(ct) < a.NonceSize() {
+			continue
+		}
+		plain, err := a.Open(nil, ct[:a.NonceSize()], ct[a.NonceSize():], []byte(tenant.String()+"/"+kind))
+		if err == nil {
+			return plain, nil
+		}
+	}
+	return nil, fmt.Errorf("server: sso secret sealed with key %s, which is not configured", id)
+}
+
+// maxCachedSSO bounds each cache of built connections: without
+// SAASKIT_SSO_PUBLIC_URL the base URL comes from the Host header, which the
+// client chooses.
+const maxCachedSSO = 1000
+
+// version identifies the stored state of a connection.
+func (c *ssoConnection) version() string {
+	return c.UpdatedAt.String() + "\x00" + c.Config + "\x00" + c.Secret
+}
+
+// ssoService builds and caches each tenant's relying party and service
+// provider from its stored connection.
+type ssoService struct {
+	keys   *ssoKeys
+	replay saml.ReplayCache
+	http   *http.Client
+
+	mu   sync.Mutex
+	oidc map[string]cachedRP // key: tenant/base URL
+	saml map[string]cachedSP
+}
+
+type cachedRP struct {
+	version string
+	rp      *oidc.RelyingParty
+	cfg     oidcSettings
+}
+
+type cachedSP struct {
+	version string
+	sp      *saml.ServiceProvider
+	cfg     samlSettings
+}
+
+func (s *Server) setupSSO(mux *http.ServeMux) error {
+	keys, err := parseSSOKeys(s.cfg.SSOEncryptionKey)
+	if err != nil {
+		return err
+	}
+	s.sso = &ssoService{
+		keys:   keys,
+		replay: &saml.MemoryReplayCache{Now: s.now},
+		http:   &http.Client{Timeout: 10 * time.Second},
+		oidc:   map[string]cachedRP{},
+		saml:   map[string]cachedSP{},
+	}
+	// The login routes count in the auth rate-limit scope, per client IP.
+	limit := func(h http.HandlerFunc) http.Handler {
+		if s.rl != nil && s.rl.auth != nil {
+			return s.rl.auth(h)
+		}
+		return h
+	}
+	mux.Handle("GET /api/auth/sso/{tenant}/oidc/login/{$}", limit(s.ssoOIDCLogin))
+	mux.Handle("GET /api/auth/sso/{tenant}/oidc/callback/{$}", limit(s.ssoOIDCCallback))
+	mux.HandleFunc("GET /api/auth/sso/{tenant}/saml/metadata/{$}", s.ssoSAMLMetadata)
+	mux.Handle("GET /api/auth/sso/{tenant}/saml/login/{$}", limit(s.ssoSAMLLogin))
+	mux.Handle("POST /api/auth/sso/{tenant}/saml/acs/{$}", limit(s.ssoSAMLACS))
+	return nil
+}
+
+// loadConnection reads a tenant's connection of one kind.
+func (s *Server) loadConnection(ctx context.Context, t *tenancy.Tenant, kind string) (*ssoConnection, error) {
+	c := new(ssoConnection)
+	err := s.tx.Read(tenancy.WithTenant(ctx, t), func(ctx context.Context, db bun.IDB) error {
+		return db.NewSelect().Model(c).Where("?TableAlias.kind = ?", kind).Scan(ctx)
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrSSONotSetUp
+	}
+	return c, err
+}
+
+// relyingParty returns the tenant's OIDC relying party for the public base
+// URL, building it (with discovery) when the connection changed.
+func (s *Server) relyingParty(ctx context.Context, t *tenancy.Tenant, base string) (*oidc.RelyingParty, oidcSettings, error) {
+	if s.sso.keys == nil {
+		return nil, oidcSettings{}, ErrSSODisabled
+	}
+	c, err := s.loadConnection(ctx, t, ssoOIDC)
+	if err != nil {
+		return nil, oidcSettings{}, err
+	}
+	key := t.ID.String() + " " + base
+	s.sso.mu.Lock()
+	hit, ok := s.sso.oidc[key]
+	s.sso.mu.Unlock()
+	if ok && hit.version == c.version() {
+		return hit.rp, hit.cfg, nil
+	}
+	var cfg oidcSettings
+	if err := json.Unmarshal([]byte(c.Config), &cfg); err != nil {
+		return nil, cfg, err
+	}
+	secret, err := s.sso.keys.open(t.ID, ssoOIDC, c.Secret)
+	if err != nil {
+		return nil, cfg, err
+	}
+	prefix := "/api/auth/sso/" + t.ID.String() + "/oidc/"
+	rp, err := oidc.New(ctx, oidc.Config{
+		Issuer: cfg.Issuer, ClientID: cfg.ClientID, ClientSecret: string(secret),
+		RedirectURL: base + prefix + "callback/", Scopes: cfg.Scopes, AllowedDomains: cfg.AllowedDomains,
+		CookieKey: s.sso.keys.cookie, CookieName: "saaskit_oidc_" + t.ID.String()[:8], CookiePath: prefix,
+		HTTPClient: s.sso.http, Now: s.now,
+	})
+	if err != nil {
+		return nil, cfg, err
+	}
+	s.sso.mu.Lock()
+	if len(s.sso.oidc) >= maxCachedSSO {
+		clear(s.sso.oidc)
+	}
+	s.sso.oidc[key] = cachedRP{version: c.version(), rp: rp, cfg: cfg}
+	s.sso.mu.Unlock()
+	return rp, cfg, nil
+}
+
+// serviceProvider returns the tenant's SAML service provider for the public
+// base URL.
+func (s *Server) serviceProvider(ctx context.Context, t *tenancy.Tenant, base string) (*saml.ServiceProvider, samlSettings, error) {
+	if s.sso.keys == nil {
+		return nil, samlSettings{}, ErrSSODisabled
+	}
+	c, err := s.loadConnection(ctx, t, ssoSAML)
+	if err != nil {
+		return nil, samlSettings{}, err
+	}
+	key := t.ID.String() + " " + base
+	s.sso.mu.Lock()
+	hit, ok := s.sso.saml[key]
+	s.sso.mu.Unlock()
+	if ok && hit.version == c.version() {
+		return hit.sp, hit.cfg, nil
+	}
+	var cfg samlSettings
+	if err := json.Unmarshal([]byte(c.Config), &cfg); err != nil {
+		return nil, cfg, err
+	}
+	der, err := s.sso.keys.open(t.ID, ssoSAML, c.Secret)
+	if err != nil {
+		return nil, cfg, err
+	}
+	pk, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, cfg, err
+	}
+	signer, ok := pk.(crypto.Signer)
+	if !ok {
+		return nil, cfg, errors.New("server: sso: stored SP key is not a signing key")
+	}
+	block, _ := pem.Decode([]byte(cfg.Certificate))
+	if block == nil {
+		return nil, cfg, errors.New("server: sso: stored SP certificate malformed")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, cfg, err
+	}
+	prefix := "/api/auth/sso/" + t.ID.String() + "/saml/"
+	sp, err := saml.New(saml.Config{
+		MetadataURL: base + prefix + "metadata/", ACSURL: base + prefix + "acs/",
+		Key: signer, Certificate: cert, IDPMetadata: []byte(cfg.IDPMetadata),
+		Attributes: cfg.Attributes, AllowIDPInitiated: cfg.AllowIDPInitiated, ReplayCache: s.sso.replay,
+		CookieKey: s.sso.keys.cookie, CookieName: "saaskit_saml_" + t.ID.String()[:8], CookiePath: prefix,
+		Now: s.now,
+	})
+	if err != nil {
+		return nil, cfg, err
+	}
+	s.sso.mu.Lock()
+	if len(s.sso.saml) >= maxCachedSSO {
+		clear(s.sso.saml)
+	}
+	s.sso.saml[key] = cachedSP{version: c.version(), sp: sp, cfg: cfg}
+	s.sso.mu.Unlock()
+	return sp, cfg, nil
+}
