@@ -29,7 +29,8 @@ func setup(t testing.TB, db *dbtest.DB) *audit.Store {
 	}}
 }
 
-// record appends n events to the tenant's chain, one transaction each.
+// record appends n events to the tenant's chain, one transaction each,
+// seals them and returns them as chained.
 func record(t testing.TB, db bun.IDB, s *audit.Store, tenant uuid.UUID, n int) []audit.Event {
 	t.Helper()
 	var out []audit.Event
@@ -50,9 +51,30 @@ func record(t testing.TB, db bun.IDB, s *audit.Store, tenant uuid.UUID, n int) [
 		if err := s.Record(context.Background(), db, &ev); err != nil {
 			t.Fatalf("Record %d: %v", i, err)
 		}
+		if ev.Seq != 0 || ev.Hash != nil {
+			t.Fatalf("Record %d set seq %d before sealing", i, ev.Seq)
+		}
 		out = append(out, ev)
 	}
+	seal(t, db, s)
+	for i, ev := range out {
+		got, err := audit.Get(context.Background(), db, tenant, ev.ID)
+		if err != nil {
+			t.Fatalf("Get %d: %v", i, err)
+		}
+		out[i] = *got
+	}
 	return out
+}
+
+// seal chains the events recorded so far.
+func seal(t testing.TB, db bun.IDB, s *audit.Store) int {
+	t.Helper()
+	n, err := s.Seal(context.Background(), db)
+	if err != nil {
+		t.Fatalf("Seal: %v", err)
+	}
+	return n
 }
 
 func count(t testing.TB, db bun.IDB, table string) int64 {

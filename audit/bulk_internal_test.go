@@ -10,43 +10,27 @@ import (
 )
 
 // BulkAppend appends n synthetic events to the tenant's chain in
-// transactions of batch events, with multi-row inserts: a fast way to build
-// long chains for benchmarks. The events are linked exactly as Record links
-// them.
+// transactions of batch events, with multi-row inserts, and seals them: a
+// fast way to build long chains for benchmarks.
 func BulkAppend(ctx context.Context, db bun.IDB, tenantID uuid.UUID, n, batch int) error {
 	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	var s Store
 	for done := 0; done < n; {
 		k := min(batch, n-done)
 		err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-			head, err := readHead(ctx, tx, tenantID)
-			if err != nil {
-				return err
-			}
-			prev := head.Hash
-			if head.Seq == 0 {
-				prev = genesis
-			}
-			rows := make([]eventRow, 0, 500)
+			rows := make([]newEventRow, 0, 500)
 			for i := range k {
-				seq := head.Seq + int64(i) + 1
+				seq := done + i + 1
 				changes, _ := encodeChanges(map[string]Change{
 					"full_name": {Before: fmt.Sprintf("User %d", seq-1), After: fmt.Sprintf("User %d", seq)},
 				})
-				r := eventRow{
-					TenantID: tenantID, Seq: seq, ID: uuid.Must(uuid.NewV7()),
+				rows = append(rows, newEventRow{
+					TenantID: tenantID, ID: uuid.Must(uuid.NewV7()),
 					ActorType: "user", ActorID: "0191d2c3-0000-7000-8000-000000000001",
 					Action: "user.updated", ResourceType: "user", ResourceID: fmt.Sprint(seq % 97),
 					Changes: changes, RequestID: fmt.Sprintf("req-%d", seq), IP: "203.0.113.7",
 					UserAgent: "bench/1.0", CreatedAt: start.Add(time.Duration(seq) * time.Millisecond),
-					PrevHash: prev,
-				}
-				canon, err := r.canonical()
-				if err != nil {
-					return err
-				}
-				r.Hash = chainHash(prev, canon)
-				prev = r.Hash
-				rows = append(rows, r)
+				})
 				if len(rows) == cap(rows) || i == k-1 {
 					if _, err := tx.NewInsert().Model(&rows).Exec(ctx); err != nil {
 						return err
@@ -54,9 +38,7 @@ func BulkAppend(ctx context.Context, db bun.IDB, tenantID uuid.UUID, n, batch in
 					rows = rows[:0]
 				}
 			}
-			_, err = tx.NewRaw(`INSERT INTO audit_heads (tenant_id, seq, hash) VALUES (?, ?, ?)
-ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`,
-				tenantID, head.Seq+int64(k), prev).Exec(ctx)
+			_, err := s.Seal(ctx, tx)
 			return err
 		})
 		if err != nil {

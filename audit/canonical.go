@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
@@ -46,12 +47,12 @@ type canonicalActor struct {
 	Type string `json:"type"`
 }
 
-// eventRow is a row of audit_events.
+// eventRow is an event as read back: a row of audit_events joined with its
+// link of audit_chain (Seq, EventID, PrevHash and Hash are zero for an event
+// not yet sealed).
 type eventRow struct {
-	bun.BaseModel `bun:"table:audit_events"`
-
-	TenantID     uuid.UUID `bun:"tenant_id,pk,type:uuid"`
-	Seq          int64     `bun:"seq,pk"`
+	Pos          int64     `bun:"pos"`
+	TenantID     uuid.UUID `bun:"tenant_id,type:uuid"`
 	ID           uuid.UUID `bun:"id,type:uuid"`
 	ActorType    string    `bun:"actor_type"`
 	ActorID      string    `bun:"actor_id"`
@@ -63,8 +64,29 @@ type eventRow struct {
 	IP           string    `bun:"ip"`
 	UserAgent    string    `bun:"user_agent"`
 	CreatedAt    time.Time `bun:"created_at"`
+	Seq          int64     `bun:"seq"`
+	EventID      uuid.UUID `bun:"event_id,type:uuid"`
 	PrevHash     []byte    `bun:"prev_hash"`
 	Hash         []byte    `bun:"hash"`
+}
+
+// eventColumns selects an eventRow from audit_chain AS c joined with
+// audit_events AS e. The event's own tenant and id are read (and hashed), so
+// that a chain link moved to another event does not verify.
+const eventColumns = `e.pos, e.tenant_id, e.id, e.actor_type, e.actor_id, e.action,
+e.resource_type, e.resource_id, e.changes, e.request_id, e.ip, e.user_agent,
+e.created_at, c.seq, c.event_id, c.prev_hash, c.hash`
+
+// chainRow is a row of audit_chain: the link of event Pos at Seq.
+type chainRow struct {
+	bun.BaseModel `bun:"table:audit_chain"`
+
+	TenantID uuid.UUID `bun:"tenant_id,pk,type:uuid"`
+	Seq      int64     `bun:"seq,pk"`
+	Pos      int64     `bun:"pos"`
+	EventID  uuid.UUID `bun:"event_id,type:uuid"`
+	PrevHash []byte    `bun:"prev_hash"`
+	Hash     []byte    `bun:"hash"`
 }
 
 // formatTime is the canonical form of a time: UTC, RFC 3339 with up to six
@@ -121,6 +143,22 @@ func encodeChanges(changes map[string]Change) (string, error) {
 	if len(changes) == 0 {
 		return "{}", nil
 	}
+	if generic(changes) {
+		// Values made of JSON's own types (as [Diff] returns) encode in
+		// canonical form in one pass: encoding/json sorts map keys.
+		m := make(map[string]any, len(changes))
+		for k, c := range changes {
+			m[k] = map[string]any{"after": c.After, "before": c.Before}
+		}
+		data, err := encodeJSON(m)
+		if err != nil {
+			return "", fmt.Errorf("%w: changes: %v", ErrInvalidEvent, err)
+		}
+		if len(data) > maxChanges {
+			return "", fmt.Errorf("%w: changes longer than %d bytes", ErrInvalidEvent, maxChanges)
+		}
+		return string(data), nil
+	}
 	data, err := encodeJSON(changes)
 	if err != nil {
 		return "", fmt.Errorf("%w: changes: %v", ErrInvalidEvent, err)
@@ -140,6 +178,47 @@ func encodeChanges(changes map[string]Change) (string, error) {
 		return "", fmt.Errorf("%w: changes longer than %d bytes", ErrInvalidEvent, maxChanges)
 	}
 	return string(data), nil
+}
+
+// generic reports whether every value in changes is made of nil, bool,
+// valid UTF-8 string, json.Number, float64 and int, in map[string]any and
+// []any, and keys that are valid UTF-8.
+func generic(changes map[string]Change) bool {
+	for k, c := range changes {
+		if !utf8.ValidString(k) || !genericValue(c.Before, 0) || !genericValue(c.After, 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func genericValue(v any, depth int) bool {
+	if depth > 32 {
+		return false
+	}
+	switch x := v.(type) {
+	case nil, bool, json.Number, int, int64, float64:
+		return true
+	case string:
+		// encoding/json writes invalid UTF-8 as \ufffd escapes, which the
+		// second round of the general path turns into the character itself.
+		return utf8.ValidString(x)
+	case map[string]any:
+		for k, e := range x {
+			if !utf8.ValidString(k) || !genericValue(e, depth+1) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		for _, e := range x {
+			if !genericValue(e, depth+1) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // event converts a row to an Event.

@@ -79,8 +79,9 @@ func GenerateNoteKey(name string) (skey, vkey string, err error) {
 // so a leaf commits to its event and to every event before it.
 func LeafHash(chainHash []byte) tlog.Hash { return tlog.RecordHash(chainHash) }
 
-// Checkpoint extends the tenant's Merkle tree to the current end of its
-// chain, verifying the new events' links on the way, and signs a checkpoint
+// Checkpoint seals the events recorded so far (see [Store.Seal]), extends
+// the tenant's Merkle tree to the end of its chain, verifying the new
+// events' links on the way, and signs a checkpoint
 // over it with signer. The checkpoint is stored in audit_checkpoints and
 // returned. It runs in db's transaction, or in one of its own; checkpoints of
 // one tenant are serialized.
@@ -92,6 +93,9 @@ func LeafHash(chainHash []byte) tlog.Hash { return tlog.RecordHash(chainHash) }
 func (s *Store) Checkpoint(ctx context.Context, db bun.IDB, signer note.Signer, tenantID uuid.UUID) (*SignedCheckpoint, error) {
 	var cp *SignedCheckpoint
 	err := inTx(ctx, db, func(ctx context.Context, tx bun.IDB) error {
+		if _, err := s.Seal(ctx, tx); err != nil {
+			return err
+		}
 		var size int64
 		var hash []byte
 		err := tx.NewRaw(`INSERT INTO audit_trees (tenant_id, size, hash) VALUES (?, 0, ?)
@@ -153,8 +157,8 @@ RETURNING size, hash`, tenantID, genesis).Scan(ctx, &size, &hash)
 func extendTree(ctx context.Context, tx bun.IDB, r *hashReader, tenantID uuid.UUID, from, to int64) error {
 	w := newWalker()
 	if from > 0 {
-		var last eventRow
-		err := tx.NewSelect().Model(&last).Column("seq", "id", "hash").
+		var last chainRow
+		err := tx.NewSelect().Model(&last).Column("seq", "event_id", "hash").
 			Where("tenant_id = ? AND seq = ?", tenantID, from).Scan(ctx)
 		if errors.Is(err, sql.ErrNoRows) {
 			return &ChainError{Seq: from, Reason: ReasonSequenceGap}
@@ -162,7 +166,7 @@ func extendTree(ctx context.Context, tx bun.IDB, r *hashReader, tenantID uuid.UU
 		if err != nil {
 			return fmt.Errorf("audit: read events: %w", err)
 		}
-		w.next, w.prev, w.lastID = from+1, last.Hash, last.ID
+		w.next, w.prev, w.lastID = from+1, last.Hash, last.EventID
 	}
 	err := scanEvents(ctx, tx, tenantID, from+1, to, func(e *eventRow) error {
 		if err := w.check(e); err != nil {

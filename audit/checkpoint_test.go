@@ -213,7 +213,7 @@ func TestCheckpointRefusesBrokenChain(t *testing.T) {
 		}
 		record(t, db, s, tenant, 4)
 		dropTrigger(t, db, "audit_events_no_update", "audit_events")
-		if _, err := db.NewRaw("UPDATE audit_events SET action = 'x' WHERE tenant_id = ? AND seq = 6", tenant).Exec(ctx); err != nil {
+		if _, err := db.NewRaw("UPDATE audit_events SET action = 'x' WHERE pos = (SELECT pos FROM audit_chain WHERE tenant_id = ? AND seq = 6)", tenant).Exec(ctx); err != nil {
 			t.Fatal(err)
 		}
 		var ce *audit.ChainError
@@ -250,7 +250,7 @@ func TestCheckpointRefusesBrokenChain(t *testing.T) {
 		}
 
 		// An event edited inside the checkpoint.
-		if _, err := db.NewRaw("UPDATE audit_events SET action = 'x' WHERE tenant_id = ? AND seq = 2", tenant).Exec(ctx); err != nil {
+		if _, err := db.NewRaw("UPDATE audit_events SET action = 'x' WHERE pos = (SELECT pos FROM audit_chain WHERE tenant_id = ? AND seq = 2)", tenant).Exec(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if err := audit.Export(ctx, db, tenant, new(bytes.Buffer), cp); !errors.As(err, &ce) || ce.Seq != 2 {

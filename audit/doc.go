@@ -3,7 +3,8 @@
 //
 // A host service records an [Event] through a [Recorder] inside the
 // transaction that makes the change, so that the change and its event commit
-// or roll back together:
+// or roll back together, and runs [Store.Seal] periodically to chain the
+// recorded events:
 //
 //	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 //		// ... update the user in tx ...
@@ -31,16 +32,50 @@
 //	Hash = SHA-256(PrevHash || canonical event)
 //
 // where PrevHash is the previous event's Hash, 32 zero bytes for the first.
-// Record appends in the caller's transaction: it takes the chain head row of
-// audit_heads with an upsert (on Postgres this locks the row until the
-// transaction ends; SQLite write transactions are already serialized), inserts
-// the event and moves the head. Writers of one tenant therefore queue, and
-// chains stay gapless; a rolled-back transaction consumes no seq.
 //
-// Database triggers refuse UPDATE and DELETE on audit_events (and, on
-// Postgres, TRUNCATE), on both databases. On Postgres, [RestrictRole] also
-// revokes those privileges from the application's role. Tables are scoped by
-// an explicit tenant id, not by the tenancy hooks.
+// Recording and chaining are two steps, so that an audited write costs one
+// INSERT and takes no lock:
+//
+//   - [Store.Record] inserts the event into audit_events in the caller's
+//     transaction. If the change commits, its event exists; if the insert
+//     fails, the caller's transaction fails with it. Concurrent writers of
+//     one tenant do not wait for each other (on Postgres, the old chain head
+//     row made them queue through each other's commits).
+//   - [Store.Seal] chains the committed events that are not chained yet: in
+//     one transaction it gives each its tenant's next seq, computes its
+//     hash, appends the links to audit_chain (append-only, like
+//     audit_events) and moves the tenants' heads in audit_heads. Seals are
+//     serialized, so chains stay gapless however many writers there are.
+//
+// Seal finds the events to chain without a high-water mark that a late
+// commit could fall behind: on SQLite, whose writers are serialized, the
+// rowid of audit_events (pos) grows in commit order, so the events past the
+// last chained pos are exactly the unchained ones; on Postgres, where
+// transactions commit out of pos order, a trigger notes every new event in
+// audit_pending and Seal removes the entries it chains, in the same
+// transaction.
+//
+// The guarantee is therefore: a committed event is in its tenant's chain
+// after the next Seal that starts after its commit. The reference server
+// seals every 250 ms and before it lists, verifies, checkpoints or exports
+// a log, so an event is chained within about a quarter of a second of its
+// commit, and every read of the log through the server sees it chained.
+// [Store.Checkpoint] seals first. Until it is chained, an event is only as
+// safe as any row of the database: it is not yet covered by the hash chain.
+// [List] and [Get] read chained events only; [Verify] counts the unchained
+// ones (VerifyResult.Unsealed) without calling the chain broken.
+//
+// On SQLite audit_events has no index besides its rowid, so that a request
+// writes one row at the end of one B-tree; filtered reads of the log scan
+// the tenant's chain, and an event id a caller sets is not checked for
+// uniqueness (those Record generates are UUIDv7s). On Postgres audit_events
+// keeps indexes on resource, actor and action, and refuses a second event
+// with the same id in a tenant.
+//
+// Database triggers refuse UPDATE and DELETE on audit_events and
+// audit_chain (and, on Postgres, TRUNCATE), on both databases. On Postgres,
+// [RestrictRole] also revokes those privileges from the application's role.
+// Tables are scoped by an explicit tenant id, not by the tenancy hooks.
 //
 // # Canonical encoding
 //
@@ -62,7 +97,8 @@
 //
 // [Verify] walks a chain in seq order, in batches, and reports the first
 // broken link as a [*ChainError] (hash mismatch, prev-hash mismatch, sequence
-// gap, head mismatch) wrapping [ErrChainBroken].
+// gap, head mismatch) wrapping [ErrChainBroken]. A link whose event was
+// altered, removed or swapped for another is a hash mismatch.
 //
 // Beyond the chain, [Store.Checkpoint] keeps a Merkle tree per tenant
 // (golang.org/x/mod/sumdb/tlog, as the Go checksum database does) whose leaf

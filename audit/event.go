@@ -60,8 +60,9 @@ type Change struct {
 	After  any `json:"after"`
 }
 
-// Event is one audit record. The recorder fills ID, Seq, CreatedAt, PrevHash
-// and Hash; the caller sets the rest (Actor and the request fields may come
+// Event is one audit record. The recorder fills ID and CreatedAt, and the
+// chaining ([Store.Seal]) Seq, PrevHash and Hash, which the events that
+// [List] and [Get] return carry; the caller sets the rest (Actor and the request fields may come
 // from the context, see [WithActor] and [WithRequestInfo]).
 type Event struct {
 	// ID is a UUIDv7, set by Record when nil.
@@ -70,7 +71,8 @@ type Event struct {
 	// platform's own chain (superuser creation, tenant creation by an
 	// operator, and other events that belong to no tenant).
 	TenantID uuid.UUID `json:"tenant_id"`
-	// Seq is the 1-based position in the tenant's chain, set by Record.
+	// Seq is the 1-based position in the tenant's chain, set when the event
+	// is chained ([Store.Seal]); zero in an event Record has just written.
 	Seq int64 `json:"seq"`
 	// Actor is who caused the event.
 	Actor Actor `json:"actor"`
@@ -89,7 +91,8 @@ type Event struct {
 	// microsecond; set by Record from Store.Now when zero.
 	CreatedAt time.Time `json:"created_at"`
 	// PrevHash is the hash of the previous event in the chain (32 zero bytes
-	// for the first) and Hash is SHA-256(PrevHash || canonical event).
+	// for the first) and Hash is SHA-256(PrevHash || canonical event); both
+	// are set when the event is chained.
 	PrevHash []byte `json:"prev_hash"`
 	Hash     []byte `json:"hash"`
 }

@@ -58,6 +58,10 @@ func Example() {
 		panic(err)
 	}
 
+	// A background loop chains recorded events; reads seal first.
+	if _, err := store.Seal(ctx, db); err != nil {
+		panic(err)
+	}
 	events, _ := audit.List(ctx, db, audit.Query{TenantID: tenant})
 	for _, ev := range events {
 		fmt.Println(ev.Seq, ev.Action, ev.Actor.ID, ev.RequestID, ev.Changes["role"], ev.Changes["password"])

@@ -13,8 +13,10 @@ import (
 // [Migrations] ran; its lock table is MigrationTable + "_locks".
 const MigrationTable = "audit_migrations"
 
-// Migrations creates the audit tables: audit_events (the chains),
-// audit_heads (one head per chain), audit_trees, audit_tree_hashes and
+// Migrations creates the audit tables: audit_events (the events, as
+// recorded), audit_chain (their per-tenant hash chains, appended by
+// [Store.Seal]), audit_heads (one head per chain), audit_pending (on
+// Postgres: the events not yet chained), audit_trees, audit_tree_hashes and
 // audit_checkpoints (the Merkle trees and their signed checkpoints), with
 // triggers that refuse UPDATE and DELETE (and, on Postgres, TRUNCATE) on the
 // append-only ones. Run them with [Migrate], or with a migrator of your own
@@ -35,12 +37,16 @@ func init() {
 }
 
 // appendOnly lists the tables whose rows are never updated or deleted.
-var appendOnly = []string{"audit_events", "audit_tree_hashes", "audit_checkpoints"}
+var appendOnly = []string{"audit_events", "audit_chain", "audit_tree_hashes", "audit_checkpoints"}
 
+// On SQLite, audit_events is a plain rowid table without secondary indexes:
+// a request's write transaction adds one row at the right edge of one
+// B-tree. pos is the rowid, which grows in commit order because SQLite
+// serializes writers and the table refuses deletes.
 var sqliteUp = []string{
 	`CREATE TABLE audit_events (
+	pos INTEGER PRIMARY KEY,
 	tenant_id TEXT NOT NULL,
-	seq INTEGER NOT NULL CHECK (seq > 0),
 	id TEXT NOT NULL,
 	actor_type TEXT NOT NULL,
 	actor_id TEXT NOT NULL,
@@ -51,15 +57,18 @@ var sqliteUp = []string{
 	request_id TEXT NOT NULL,
 	ip TEXT NOT NULL,
 	user_agent TEXT NOT NULL,
-	created_at TIMESTAMP NOT NULL,
+	created_at TIMESTAMP NOT NULL
+)`,
+	`CREATE TABLE audit_chain (
+	tenant_id TEXT NOT NULL,
+	seq INTEGER NOT NULL CHECK (seq > 0),
+	pos INTEGER NOT NULL UNIQUE,
+	event_id TEXT NOT NULL,
 	prev_hash BLOB NOT NULL,
 	hash BLOB NOT NULL,
-	PRIMARY KEY (tenant_id, seq),
-	UNIQUE (tenant_id, id)
-)`,
-	`CREATE INDEX audit_events_resource_idx ON audit_events (tenant_id, resource_type, resource_id, seq)`,
-	`CREATE INDEX audit_events_actor_idx ON audit_events (tenant_id, actor_id, seq)`,
-	`CREATE INDEX audit_events_action_idx ON audit_events (tenant_id, action, seq)`,
+	PRIMARY KEY (tenant_id, seq)
+) WITHOUT ROWID`,
+	`CREATE INDEX audit_chain_event_idx ON audit_chain (tenant_id, event_id)`,
 	`CREATE TABLE audit_heads (
 	tenant_id TEXT PRIMARY KEY,
 	seq INTEGER NOT NULL,
@@ -88,10 +97,12 @@ var sqliteUp = []string{
 	`CREATE INDEX audit_checkpoints_size_idx ON audit_checkpoints (tenant_id, size)`,
 }
 
+// On Postgres, transactions commit out of pos order, so a trigger notes
+// every new event in audit_pending, which the sealer empties.
 var pgUp = []string{
 	`CREATE TABLE audit_events (
+	pos bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	tenant_id uuid NOT NULL,
-	seq bigint NOT NULL CHECK (seq > 0),
 	id uuid NOT NULL,
 	actor_type text NOT NULL,
 	actor_id text NOT NULL,
@@ -103,14 +114,31 @@ var pgUp = []string{
 	ip text NOT NULL,
 	user_agent text NOT NULL,
 	created_at timestamptz NOT NULL,
-	prev_hash bytea NOT NULL,
-	hash bytea NOT NULL,
-	PRIMARY KEY (tenant_id, seq),
 	UNIQUE (tenant_id, id)
 )`,
-	`CREATE INDEX audit_events_resource_idx ON audit_events (tenant_id, resource_type, resource_id, seq)`,
-	`CREATE INDEX audit_events_actor_idx ON audit_events (tenant_id, actor_id, seq)`,
-	`CREATE INDEX audit_events_action_idx ON audit_events (tenant_id, action, seq)`,
+	`CREATE INDEX audit_events_resource_idx ON audit_events (tenant_id, resource_type, resource_id)`,
+	`CREATE INDEX audit_events_actor_idx ON audit_events (tenant_id, actor_id)`,
+	`CREATE INDEX audit_events_action_idx ON audit_events (tenant_id, action)`,
+	`CREATE TABLE audit_pending (
+	pos bigint PRIMARY KEY
+)`,
+	`CREATE FUNCTION audit_note_pending() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO audit_pending (pos) VALUES (NEW.pos);
+	RETURN NULL;
+END
+$$`,
+	`CREATE TRIGGER audit_events_pending AFTER INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION audit_note_pending()`,
+	`CREATE TABLE audit_chain (
+	tenant_id uuid NOT NULL,
+	seq bigint NOT NULL CHECK (seq > 0),
+	pos bigint NOT NULL UNIQUE,
+	event_id uuid NOT NULL,
+	prev_hash bytea NOT NULL,
+	hash bytea NOT NULL,
+	PRIMARY KEY (tenant_id, seq)
+)`,
+	`CREATE INDEX audit_chain_event_idx ON audit_chain (tenant_id, event_id)`,
 	`CREATE TABLE audit_heads (
 	tenant_id uuid PRIMARY KEY,
 	seq bigint NOT NULL,
@@ -164,6 +192,8 @@ var down = []string{
 	`DROP TABLE IF EXISTS audit_tree_hashes`,
 	`DROP TABLE IF EXISTS audit_trees`,
 	`DROP TABLE IF EXISTS audit_heads`,
+	`DROP TABLE IF EXISTS audit_chain`,
+	`DROP TABLE IF EXISTS audit_pending`,
 	`DROP TABLE IF EXISTS audit_events`,
 }
 
@@ -178,7 +208,7 @@ func migrateUp(ctx context.Context, db *bun.DB) error {
 func migrateDown(ctx context.Context, db *bun.DB) error {
 	stmts := down
 	if db.Dialect().Name() == dialect.PG {
-		stmts = append(stmts, `DROP FUNCTION IF EXISTS audit_append_only()`)
+		stmts = append(stmts, `DROP FUNCTION IF EXISTS audit_append_only()`, `DROP FUNCTION IF EXISTS audit_note_pending()`)
 	}
 	return execAll(ctx, db, stmts)
 }
@@ -216,8 +246,9 @@ func Migrate(ctx context.Context, db *bun.DB) error {
 
 // RestrictRole grants the Postgres role the application connects as what the
 // audit log needs and nothing more: SELECT and INSERT on the append-only
-// tables, with UPDATE, DELETE and TRUNCATE revoked, and SELECT, INSERT and
-// UPDATE on the chain heads and tree state. Run it as the tables' owner after
+// tables, with UPDATE, DELETE and TRUNCATE revoked, SELECT, INSERT and
+// UPDATE on the chain heads and tree state, and SELECT, INSERT and DELETE
+// on audit_pending (which [Store.Seal] empties). Run it as the tables' owner after
 // [Migrate]. The triggers refuse changes from the owner too; the revocation
 // also keeps TRUNCATE and trigger changes out of the application's reach.
 // On SQLite, which has no roles, it does nothing.
@@ -233,9 +264,10 @@ func RestrictRole(ctx context.Context, db bun.IDB, role string) error {
 		q    string
 		args []any
 	}{
-		{"REVOKE ALL ON audit_events, audit_tree_hashes, audit_checkpoints, audit_heads, audit_trees FROM ?", []any{r}},
-		{"GRANT SELECT, INSERT ON audit_events, audit_tree_hashes, audit_checkpoints TO ?", []any{r}},
+		{"REVOKE ALL ON audit_events, audit_chain, audit_pending, audit_tree_hashes, audit_checkpoints, audit_heads, audit_trees FROM ?", []any{r}},
+		{"GRANT SELECT, INSERT ON audit_events, audit_chain, audit_tree_hashes, audit_checkpoints TO ?", []any{r}},
 		{"GRANT SELECT, INSERT, UPDATE ON audit_heads, audit_trees TO ?", []any{r}},
+		{"GRANT SELECT, INSERT, DELETE ON audit_pending TO ?", []any{r}},
 	}
 	for _, s := range stmts {
 		if _, err := db.NewRaw(s.q, s.args...).Exec(ctx); err != nil {

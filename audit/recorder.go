@@ -9,8 +9,10 @@ import (
 // Recorder records audit events. Record writes ev through db, which should be
 // the transaction of the change the event describes, so that the change and
 // its event commit or roll back together; when db is not a transaction an
-// implementation may open one. Record fills the fields it owns (ID, Seq,
-// CreatedAt, hashes) and the actor and request fields left empty, from ctx.
+// implementation may open one. Record fills the fields it owns (ID and
+// CreatedAt; a chaining store such as [Store] sets Seq and the hashes when it
+// chains the event, later) and the actor and request fields left empty, from
+// ctx.
 // It returns an error wrapping [ErrInvalidEvent] for an event it refuses; on
 // any error the caller must roll back its transaction. Implementations are
 // safe for concurrent use.

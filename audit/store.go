@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 )
 
 // ErrNotFound is returned by [Get] for an event that does not exist in the
@@ -19,9 +20,10 @@ var ErrNotFound = errors.New("audit: event not found")
 // empty.
 const DefaultOrigin = "saaskit/audit"
 
-// Store is the Bun implementation of [Recorder]: it appends events to
-// per-tenant hash chains in the audit_events table (see [Migrate]) and signs
-// checkpoints over them. The zero value is ready to use. A Store is safe for
+// Store is the Bun implementation of [Recorder]: it records events in the
+// audit_events table, chains them into per-tenant hash chains with
+// [Store.Seal] (see [Migrate] for the tables) and signs checkpoints over
+// them. The zero value is ready to use. A Store is safe for
 // concurrent use; it holds no state besides its configuration.
 type Store struct {
 	// Now returns the current time; nil means time.Now.
@@ -50,24 +52,35 @@ func (s *Store) origin(tenantID uuid.UUID) string {
 	return o + "/" + tenantID.String()
 }
 
-// upsertHead takes the tenant's chain head for this transaction: it creates
-// the head at seq 1 or moves it one step, locking the row (on SQLite the
-// write transaction already excludes other writers), and returns the new seq
-// with the hash of the previous event (the head's hash is updated after the
-// insert).
-const upsertHead = `INSERT INTO audit_heads (tenant_id, seq, hash) VALUES (?, 1, ?)
-ON CONFLICT (tenant_id) DO UPDATE SET seq = audit_heads.seq + 1
-RETURNING seq, hash`
+// newEventRow is a row of audit_events as Record inserts it; pos is set by
+// the database.
+type newEventRow struct {
+	bun.BaseModel `bun:"table:audit_events"`
 
-// Record appends ev to its tenant's chain in db's transaction, opening one
-// when db is not a transaction. It fills ID (a UUIDv7) and CreatedAt when
-// they are zero, the actor and request fields from ctx when they are empty,
-// and sets Seq, PrevHash and Hash. Writers of one tenant queue on the chain
-// head until their transactions end, so keep audited transactions short.
+	TenantID     uuid.UUID `bun:"tenant_id,type:uuid"`
+	ID           uuid.UUID `bun:"id,type:uuid"`
+	ActorType    string    `bun:"actor_type"`
+	ActorID      string    `bun:"actor_id"`
+	Action       string    `bun:"action"`
+	ResourceType string    `bun:"resource_type"`
+	ResourceID   string    `bun:"resource_id"`
+	Changes      string    `bun:"changes"`
+	RequestID    string    `bun:"request_id"`
+	IP           string    `bun:"ip"`
+	UserAgent    string    `bun:"user_agent"`
+	CreatedAt    time.Time `bun:"created_at"`
+}
+
+// Record writes ev in db, which should be the transaction of the change it
+// describes, so that the change and its event commit or roll back together.
+// It fills ID (a UUIDv7) and CreatedAt when they are zero and the actor and
+// request fields from ctx when they are empty. It is one INSERT that takes
+// no lock: the event is chained later, by [Store.Seal], which sets its Seq,
+// PrevHash and Hash in the database (Record leaves them zero in ev).
 //
 // Record returns an error wrapping [ErrInvalidEvent] for an event without an
 // action or actor, or with a text field that is not valid UTF-8; the caller
-// must then roll its transaction back.
+// must then roll its transaction back. So must it when the insert fails.
 func (s *Store) Record(ctx context.Context, db bun.IDB, ev *Event) error {
 	fillFromContext(ctx, ev)
 	if err := ev.validate(); err != nil {
@@ -87,7 +100,7 @@ func (s *Store) Record(ctx context.Context, db bun.IDB, ev *Event) error {
 	if created.IsZero() {
 		created = s.now()
 	}
-	row := eventRow{
+	row := newEventRow{
 		TenantID:     ev.TenantID,
 		ID:           id,
 		ActorType:    string(ev.Actor.Type),
@@ -101,37 +114,163 @@ func (s *Store) Record(ctx context.Context, db bun.IDB, ev *Event) error {
 		UserAgent:    ev.UserAgent,
 		CreatedAt:    created.UTC().Truncate(time.Microsecond),
 	}
-	err = inTx(ctx, db, func(ctx context.Context, tx bun.IDB) error {
-		return appendRow(ctx, tx, &row)
-	})
-	if err != nil {
-		return err
+	if _, err := db.NewInsert().Model(&row).Exec(ctx); err != nil {
+		return fmt.Errorf("audit: insert event: %w", err)
 	}
-	ev.ID, ev.Seq, ev.CreatedAt = row.ID, row.Seq, row.CreatedAt
-	ev.PrevHash, ev.Hash = row.PrevHash, row.Hash
+	ev.ID, ev.CreatedAt = row.ID, row.CreatedAt
+	ev.Seq, ev.PrevHash, ev.Hash = 0, nil, nil
 	return nil
 }
 
-// appendRow links row to its chain and writes it with the new head.
-func appendRow(ctx context.Context, tx bun.IDB, row *eventRow) error {
-	var seq int64
-	var prev []byte
-	if err := tx.NewRaw(upsertHead, row.TenantID, genesis).Scan(ctx, &seq, &prev); err != nil {
-		return fmt.Errorf("audit: lock chain head: %w", err)
+// sealBatch is how many events Seal chains per round (and, when it opens
+// its own transactions, per transaction).
+const sealBatch = 500
+
+// headModel is a row of audit_heads.
+type headModel struct {
+	bun.BaseModel `bun:"table:audit_heads"`
+
+	TenantID uuid.UUID `bun:"tenant_id,pk,type:uuid"`
+	Seq      int64     `bun:"seq"`
+	Hash     []byte    `bun:"hash"`
+}
+
+// Seal chains the events recorded and committed since the last Seal: it
+// gives each its tenant's next seq, links it to the previous event's hash,
+// appends the links to audit_chain and moves the chain heads. It returns
+// how many events it chained. Run it every few hundred milliseconds (the
+// reference server does), and before reading the log where the latest
+// events matter; [Store.Checkpoint] runs it first.
+//
+// Seal runs in db's transaction when db is one (it then also sees that
+// transaction's own events), and otherwise in transactions of its own of up
+// to a few hundred events each, after a read that finds out whether there
+// is anything to seal. Concurrent Seals, in this process or another, are
+// serialized: on SQLite by its write lock, on Postgres by an EXCLUSIVE lock
+// on audit_heads, which blocks neither Record nor readers.
+//
+// Events are chained in the order they committed on SQLite (pos, the rowid,
+// grows in commit order since writers are serialized) and in pos order of
+// those committed at the time of the Seal on Postgres, where audit_pending
+// lists the events not yet chained, so that one that commits late is
+// chained by a later Seal and never skipped.
+func (s *Store) Seal(ctx context.Context, db bun.IDB) (int, error) {
+	pg := db.Dialect().Name() == dialect.PG
+	if isTx(db) {
+		total := 0
+		for {
+			n, err := sealRound(ctx, db, pg)
+			total += n
+			if err != nil || n < sealBatch {
+				return total, err
+			}
+		}
 	}
-	row.Seq, row.PrevHash = seq, prev
-	canon, err := row.canonical()
+	total := 0
+	for {
+		var pending bool
+		q := `SELECT EXISTS (SELECT 1 FROM audit_events WHERE pos > (SELECT coalesce(max(pos), 0) FROM audit_chain))`
+		if pg {
+			q = `SELECT EXISTS (SELECT 1 FROM audit_pending)`
+		}
+		if err := db.NewRaw(q).Scan(ctx, &pending); err != nil {
+			return total, fmt.Errorf("audit: seal: %w", err)
+		}
+		if !pending {
+			return total, nil
+		}
+		var n int
+		err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			var err error
+			n, err = sealRound(ctx, tx, pg)
+			return err
+		})
+		total += n
+		if err != nil || n < sealBatch {
+			return total, err
+		}
+	}
+}
+
+// sealRound chains up to sealBatch events in tx.
+func sealRound(ctx context.Context, tx bun.IDB, pg bool) (int, error) {
+	q := `SELECT ` + unsealedColumns + ` FROM audit_events AS e
+WHERE e.pos > (SELECT coalesce(max(pos), 0) FROM audit_chain) ORDER BY e.pos LIMIT ?`
+	if pg {
+		if _, err := tx.ExecContext(ctx, "LOCK TABLE audit_heads IN EXCLUSIVE MODE"); err != nil {
+			return 0, fmt.Errorf("audit: seal: lock chain heads: %w", err)
+		}
+		q = `SELECT ` + unsealedColumns + ` FROM audit_pending AS p
+JOIN audit_events AS e ON e.pos = p.pos ORDER BY p.pos LIMIT ?`
+	}
+	var rows []eventRow
+	if err := tx.NewRaw(q, sealBatch).Scan(ctx, &rows); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("audit: seal: read events: %w", err)
+	}
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	heads := make(map[uuid.UUID]*headModel)
+	var tenants []uuid.UUID
+	for i := range rows {
+		if _, ok := heads[rows[i].TenantID]; !ok {
+			heads[rows[i].TenantID] = &headModel{TenantID: rows[i].TenantID, Hash: genesis}
+			tenants = append(tenants, rows[i].TenantID)
+		}
+	}
+	var stored []headModel
+	if err := tx.NewSelect().Model(&stored).Where("tenant_id IN (?)", bun.In(tenants)).Scan(ctx); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("audit: seal: read chain heads: %w", err)
+	}
+	for i := range stored {
+		*heads[stored[i].TenantID] = stored[i]
+	}
+	links := make([]chainRow, len(rows))
+	pos := make([]int64, len(rows))
+	for i := range rows {
+		r := &rows[i]
+		h := heads[r.TenantID]
+		r.Seq, r.PrevHash = h.Seq+1, h.Hash
+		canon, err := r.canonical()
+		if err != nil {
+			return 0, fmt.Errorf("audit: seal: event %s: %w", r.ID, err)
+		}
+		r.Hash = chainHash(r.PrevHash, canon)
+		h.Seq, h.Hash = r.Seq, r.Hash
+		links[i] = chainRow{TenantID: r.TenantID, Seq: r.Seq, Pos: r.Pos, EventID: r.ID, PrevHash: r.PrevHash, Hash: r.Hash}
+		pos[i] = r.Pos
+	}
+	if _, err := tx.NewInsert().Model(&links).Exec(ctx); err != nil {
+		return 0, fmt.Errorf("audit: seal: append links: %w", err)
+	}
+	moved := make([]headModel, 0, len(tenants))
+	for _, t := range tenants {
+		moved = append(moved, *heads[t])
+	}
+	_, err := tx.NewInsert().Model(&moved).
+		On("CONFLICT (tenant_id) DO UPDATE").Set("seq = EXCLUDED.seq").Set("hash = EXCLUDED.hash").Exec(ctx)
 	if err != nil {
-		return err
+		return 0, fmt.Errorf("audit: seal: move chain heads: %w", err)
 	}
-	row.Hash = chainHash(prev, canon)
-	if _, err := tx.NewInsert().Model(row).Exec(ctx); err != nil {
-		return fmt.Errorf("audit: insert event: %w", err)
+	if pg {
+		if _, err := tx.NewRaw("DELETE FROM audit_pending WHERE pos IN (?)", bun.In(pos)).Exec(ctx); err != nil {
+			return 0, fmt.Errorf("audit: seal: %w", err)
+		}
 	}
-	if _, err := tx.NewRaw("UPDATE audit_heads SET hash = ? WHERE tenant_id = ?", row.Hash, row.TenantID).Exec(ctx); err != nil {
-		return fmt.Errorf("audit: update chain head: %w", err)
+	return len(rows), nil
+}
+
+// unsealedColumns selects an eventRow of audit_events AS e, without a link.
+const unsealedColumns = `e.pos, e.tenant_id, e.id, e.actor_type, e.actor_id, e.action,
+e.resource_type, e.resource_id, e.changes, e.request_id, e.ip, e.user_agent, e.created_at`
+
+// isTx reports whether db is a transaction.
+func isTx(db bun.IDB) bool {
+	switch db.(type) {
+	case bun.Tx, *bun.Tx:
+		return true
 	}
-	return nil
+	return false
 }
 
 // inTx runs fn in db when db is a transaction, and in a new transaction of
@@ -170,7 +309,9 @@ type Query struct {
 	CreatedBefore time.Time
 }
 
-// List returns a page of a tenant's events, newest first.
+// List returns a page of a tenant's events, newest first. It reads the
+// events that are chained: run [Store.Seal] first to include those recorded
+// in the last moments.
 func List(ctx context.Context, db bun.IDB, q Query) ([]Event, error) {
 	limit := q.Limit
 	if limit <= 0 {
@@ -178,26 +319,27 @@ func List(ctx context.Context, db bun.IDB, q Query) ([]Event, error) {
 	}
 	limit = min(limit, 1000)
 	var rows []eventRow
-	sel := db.NewSelect().Model(&rows).Where("tenant_id = ?", q.TenantID)
+	sel := db.NewSelect().ColumnExpr(eventColumns).TableExpr("audit_chain AS c").
+		Join("JOIN audit_events AS e ON e.pos = c.pos").Where("c.tenant_id = ?", q.TenantID)
 	if q.BeforeSeq > 0 {
-		sel.Where("seq < ?", q.BeforeSeq)
+		sel.Where("c.seq < ?", q.BeforeSeq)
 	}
 	filters := []struct{ col, v string }{
-		{"action", q.Action}, {"resource_type", q.ResourceType},
-		{"resource_id", q.ResourceID}, {"actor_id", q.ActorID},
+		{"e.action", q.Action}, {"e.resource_type", q.ResourceType},
+		{"e.resource_id", q.ResourceID}, {"e.actor_id", q.ActorID},
 	}
 	for _, f := range filters {
 		if f.v != "" {
-			sel.Where("? = ?", bun.Ident(f.col), f.v)
+			sel.Where("? = ?", bun.Safe(f.col), f.v)
 		}
 	}
 	if !q.CreatedAfter.IsZero() {
-		sel.Where("created_at > ?", q.CreatedAfter.UTC())
+		sel.Where("e.created_at > ?", q.CreatedAfter.UTC())
 	}
 	if !q.CreatedBefore.IsZero() {
-		sel.Where("created_at < ?", q.CreatedBefore.UTC())
+		sel.Where("e.created_at < ?", q.CreatedBefore.UTC())
 	}
-	if err := sel.OrderExpr("seq DESC").Limit(int64(limit)).Scan(ctx); err != nil && !errors.Is(err, sql.ErrNoRows) {
+	if err := sel.OrderExpr("c.seq DESC").Limit(int64(limit)).Scan(ctx, &rows); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("audit: list: %w", err)
 	}
 	out := make([]Event, 0, len(rows))
@@ -212,10 +354,12 @@ func List(ctx context.Context, db bun.IDB, q Query) ([]Event, error) {
 }
 
 // Get returns the event id of the tenant's chain, or an error wrapping
-// [ErrNotFound].
+// [ErrNotFound]. Like [List], it reads sealed events only.
 func Get(ctx context.Context, db bun.IDB, tenantID, id uuid.UUID) (*Event, error) {
 	var row eventRow
-	err := db.NewSelect().Model(&row).Where("tenant_id = ? AND id = ?", tenantID, id).Scan(ctx)
+	err := db.NewSelect().ColumnExpr(eventColumns).TableExpr("audit_chain AS c").
+		Join("JOIN audit_events AS e ON e.pos = c.pos").
+		Where("c.tenant_id = ? AND c.event_id = ?", tenantID, id).Limit(1).Scan(ctx, &row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}

@@ -98,6 +98,7 @@ func TestRecordFillsFromContext(t *testing.T) {
 		if err := s.Record(ctx, db, &ev); err != nil {
 			t.Fatal(err)
 		}
+		seal(t, db, s)
 		got, err := audit.Get(ctx, db, uuid.Nil, ev.ID)
 		if err != nil {
 			t.Fatal(err)
@@ -110,8 +111,10 @@ func TestRecordFillsFromContext(t *testing.T) {
 		if err := s.Record(ctx, db, &explicit); err != nil {
 			t.Fatal(err)
 		}
-		if explicit.Actor.Type != audit.ActorSystem || explicit.Seq != 2 {
-			t.Fatalf("explicit actor replaced: %+v", explicit)
+		seal(t, db, s)
+		got, err = audit.Get(ctx, db, uuid.Nil, explicit.ID)
+		if err != nil || got.Actor.Type != audit.ActorSystem || got.Actor.ID != "" || got.Seq != 2 {
+			t.Fatalf("explicit actor replaced: %+v, %v", got, err)
 		}
 	})
 }
@@ -153,17 +156,19 @@ func TestTriggersRefuseChanges(t *testing.T) {
 			t.Fatal(err)
 		}
 		stmts := []string{
-			"UPDATE audit_events SET action = 'user.deleted' WHERE seq = 2",
-			"UPDATE audit_events SET seq = seq + 10",
-			"DELETE FROM audit_events WHERE seq = 3",
+			"UPDATE audit_events SET action = 'user.deleted' WHERE pos = 2",
+			"UPDATE audit_events SET tenant_id = tenant_id",
+			"DELETE FROM audit_events WHERE pos = 3",
 			"DELETE FROM audit_events",
+			"UPDATE audit_chain SET hash = prev_hash",
+			"DELETE FROM audit_chain WHERE seq = 3",
 			"UPDATE audit_tree_hashes SET idx = idx + 100",
 			"DELETE FROM audit_tree_hashes",
 			"UPDATE audit_checkpoints SET size = 1",
 			"DELETE FROM audit_checkpoints",
 		}
 		if db.IsPostgres() {
-			stmts = append(stmts, "TRUNCATE audit_events", "TRUNCATE audit_tree_hashes", "TRUNCATE audit_checkpoints")
+			stmts = append(stmts, "TRUNCATE audit_events", "TRUNCATE audit_chain", "TRUNCATE audit_tree_hashes", "TRUNCATE audit_checkpoints")
 		}
 		for _, q := range stmts {
 			_, err := db.ExecContext(ctx, q)
@@ -192,38 +197,42 @@ func TestVerifyFindsTampering(t *testing.T) {
 		reason  string
 	}{
 		{"action", "audit_events_no_update",
-			"UPDATE audit_events SET action = 'user.deleted' WHERE tenant_id = ? AND seq = 3",
+			"UPDATE audit_events SET action = 'user.deleted' WHERE pos = (SELECT pos FROM audit_chain WHERE tenant_id = ? AND seq = 3)",
 			nil, k, audit.ReasonHashMismatch},
 		{"actor", "audit_events_no_update",
-			"UPDATE audit_events SET actor_id = 'someone-else' WHERE tenant_id = ? AND seq = 3",
+			"UPDATE audit_events SET actor_id = 'someone-else' WHERE pos = (SELECT pos FROM audit_chain WHERE tenant_id = ? AND seq = 3)",
 			nil, k, audit.ReasonHashMismatch},
 		{"created_at", "audit_events_no_update",
-			"UPDATE audit_events SET created_at = ? WHERE tenant_id = ? AND seq = 3",
+			"UPDATE audit_events SET created_at = ? WHERE pos = (SELECT pos FROM audit_chain WHERE tenant_id = ? AND seq = 3)",
 			func(last audit.Event) []any { return []any{last.CreatedAt.Add(time.Microsecond)} }, k, audit.ReasonHashMismatch},
 		{"changes", "audit_events_no_update",
-			`UPDATE audit_events SET changes = '{"role":{"after":"owner","before":"user"}}' WHERE tenant_id = ? AND seq = 3`,
+			`UPDATE audit_events SET changes = '{"role":{"after":"owner","before":"user"}}' WHERE pos = (SELECT pos FROM audit_chain WHERE tenant_id = ? AND seq = 3)`,
 			nil, k, audit.ReasonHashMismatch},
-		{"hash", "audit_events_no_update",
-			"UPDATE audit_events SET hash = ? WHERE tenant_id = ? AND seq = 3",
+		{"hash", "audit_chain_no_update",
+			"UPDATE audit_chain SET hash = ? WHERE tenant_id = ? AND seq = 3",
 			func(audit.Event) []any { return []any{seven} }, k, audit.ReasonHashMismatch},
-		{"prev_hash", "audit_events_no_update",
-			"UPDATE audit_events SET prev_hash = ? WHERE tenant_id = ? AND seq = 3",
+		{"prev_hash", "audit_chain_no_update",
+			"UPDATE audit_chain SET prev_hash = ? WHERE tenant_id = ? AND seq = 3",
 			func(audit.Event) []any { return []any{seven} }, k, audit.ReasonPrevHashMismatch},
-		{"deleted", "audit_events_no_delete",
-			"DELETE FROM audit_events WHERE tenant_id = ? AND seq = 3",
+		{"link moved", "audit_chain_no_update",
+			"UPDATE audit_chain SET pos = pos + 1000 WHERE tenant_id = ? AND seq = 3",
+			nil, k, audit.ReasonHashMismatch},
+		{"event deleted", "audit_events_no_delete",
+			"DELETE FROM audit_events WHERE pos = (SELECT pos FROM audit_chain WHERE tenant_id = ? AND seq = 3)",
+			nil, k, audit.ReasonHashMismatch},
+		{"link deleted", "audit_chain_no_delete",
+			"DELETE FROM audit_chain WHERE tenant_id = ? AND seq = 3",
 			nil, k, audit.ReasonSequenceGap},
-		{"last deleted", "audit_events_no_delete",
-			"DELETE FROM audit_events WHERE tenant_id = ? AND seq = 6",
+		{"last link deleted", "audit_chain_no_delete",
+			"DELETE FROM audit_chain WHERE tenant_id = ? AND seq = 6",
 			nil, 6, audit.ReasonSequenceGap},
 		{"head", "",
 			"UPDATE audit_heads SET hash = ? WHERE tenant_id = ?",
 			func(audit.Event) []any { return []any{seven} }, 6, audit.ReasonHeadMismatch},
 		{"appended past head", "",
-			`INSERT INTO audit_events (tenant_id, seq, id, actor_type, actor_id, action, resource_type,
-resource_id, changes, request_id, ip, user_agent, created_at, prev_hash, hash)
-VALUES (?, 7, ?, 'user', 'x', 'user.created', 'user', 'x', '{}', '', '', '', ?, ?, ?)`,
+			`INSERT INTO audit_chain (tenant_id, seq, pos, event_id, prev_hash, hash) VALUES (?, 7, 1000000, ?, ?, ?)`,
 			func(last audit.Event) []any {
-				return []any{uuid.Must(uuid.NewV7()), last.CreatedAt, last.Hash, last.Hash}
+				return []any{uuid.Must(uuid.NewV7()), last.Hash, last.Hash}
 			}, 7, audit.ReasonHeadMismatch},
 	}
 	for _, tc := range tests {
@@ -236,7 +245,7 @@ VALUES (?, 7, ?, 'user', 'x', 'user.created', 'user', 'x', '{}', '', '', '', ?, 
 				evs := record(t, db, s, tenant, 6)
 				record(t, db, s, other, 4)
 				if tc.trigger != "" {
-					dropTrigger(t, db, tc.trigger, "audit_events")
+					dropTrigger(t, db, tc.trigger, strings.TrimSuffix(strings.TrimSuffix(tc.trigger, "_no_update"), "_no_delete"))
 				}
 				var args []any
 				if tc.args != nil {
@@ -333,11 +342,22 @@ func TestEventAndChangeCommitTogether(t *testing.T) {
 			}
 			return s.Record(ctx, tx, ok)
 		})
-		if err != nil || ok.Seq != 1 {
-			t.Fatalf("commit: seq %d, %v", ok.Seq, err)
+		if err != nil {
+			t.Fatalf("commit: %v", err)
+		}
+		if n := seal(t, db, s); n != 1 {
+			t.Fatalf("sealed %d events, want 1", n)
 		}
 
-		// The database refuses the event (its id is taken): the change rolls back.
+		// The database refuses the event (on Postgres, its id is taken; on
+		// SQLite, which keeps no index of ids, a trigger refuses it): the
+		// change rolls back.
+		if !db.IsPostgres() {
+			if _, err := db.ExecContext(ctx, `CREATE TRIGGER refuse_widget BEFORE INSERT ON audit_events
+WHEN NEW.resource_id = '4' BEGIN SELECT RAISE(ABORT, 'refused'); END`); err != nil {
+				t.Fatal(err)
+			}
+		}
 		err = db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 			if _, err := tx.ExecContext(ctx, "INSERT INTO widgets (id, name) VALUES (4, 'd')"); err != nil {
 				return err
@@ -347,8 +367,9 @@ func TestEventAndChangeCommitTogether(t *testing.T) {
 			return s.Record(ctx, tx, dup)
 		})
 		if err == nil {
-			t.Fatal("duplicate event id accepted")
+			t.Fatal("refused event accepted")
 		}
+		seal(t, db, s)
 		if n := count(t, db, "widgets"); n != 1 {
 			t.Fatalf("%d widgets, want 1", n)
 		}
@@ -383,15 +404,37 @@ func TestConcurrentWriters(t *testing.T) {
 				}
 			})
 		}
+		// A sealer chains events while they are being recorded.
+		done := make(chan struct{})
+		sealed := make(chan error, 1)
+		go func() {
+			for {
+				if _, err := s.Seal(ctx, pools[1]); err != nil {
+					sealed <- err
+					return
+				}
+				select {
+				case <-done:
+					sealed <- nil
+					return
+				default:
+				}
+			}
+		}()
 		wg.Wait()
+		close(done)
+		if err := <-sealed; err != nil {
+			t.Fatalf("concurrent Seal: %v", err)
+		}
 		close(errs)
 		for err := range errs {
 			if err != nil {
 				t.Fatal(err)
 			}
 		}
+		seal(t, db, s)
 		res, err := audit.Verify(ctx, db, tenant)
-		if err != nil || res.Events != writers*each {
+		if err != nil || res.Events != writers*each || res.Unsealed != 0 {
 			t.Fatalf("Verify = %+v, %v", res, err)
 		}
 		evs, err := audit.List(ctx, db, audit.Query{TenantID: tenant, Limit: 1000})
@@ -470,6 +513,100 @@ func TestRestrictRole(t *testing.T) {
 		}
 		if res, err := audit.Verify(ctx, db, tenant); err != nil || res.Events != 2 {
 			t.Fatalf("Verify = %+v, %v", res, err)
+		}
+	})
+}
+
+func TestSealChainsEachCommittedEventOnce(t *testing.T) {
+	dbtest.Run(t, func(t *testing.T, db *dbtest.DB) {
+		ctx := t.Context()
+		s := setup(t, db)
+		tenant, other := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
+		ev := func(tenant uuid.UUID, id string) *audit.Event {
+			return &audit.Event{TenantID: tenant, Actor: audit.Actor{Type: audit.ActorUser, ID: "u"},
+				Action: "widget.created", ResourceType: "widget", ResourceID: id}
+		}
+		verify := func(tenant uuid.UUID, events, unsealed int64) {
+			t.Helper()
+			res, err := audit.Verify(ctx, db, tenant)
+			if err != nil || res.Events != events || res.Unsealed != unsealed {
+				t.Fatalf("Verify = %+v, %v; want %d events, %d unsealed", res, err, events, unsealed)
+			}
+		}
+
+		// Recorded, not sealed: outside the chain, counted, not broken.
+		if err := s.Record(ctx, db, ev(tenant, "a")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Record(ctx, db, ev(other, "b")); err != nil {
+			t.Fatal(err)
+		}
+		verify(tenant, 0, 1)
+		if page, err := audit.List(ctx, db, audit.Query{TenantID: tenant}); err != nil || len(page) != 0 {
+			t.Fatalf("List before Seal = %v, %v", page, err)
+		}
+		if n := seal(t, db, s); n != 2 {
+			t.Fatalf("sealed %d, want 2", n)
+		}
+		if n := seal(t, db, s); n != 0 {
+			t.Fatalf("sealed %d again", n)
+		}
+		verify(tenant, 1, 0)
+		verify(other, 1, 0)
+
+		// A Seal that rolls back chains nothing; the next one does.
+		if err := s.Record(ctx, db, ev(tenant, "c")); err != nil {
+			t.Fatal(err)
+		}
+		errRollback := errors.New("rollback")
+		err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			if n, err := s.Seal(ctx, tx); err != nil || n != 1 {
+				t.Errorf("Seal in tx = %d, %v", n, err)
+			}
+			return errRollback
+		})
+		if !errors.Is(err, errRollback) {
+			t.Fatal(err)
+		}
+		verify(tenant, 1, 1)
+		if n := seal(t, db, s); n != 1 {
+			t.Fatalf("sealed %d, want 1", n)
+		}
+		verify(tenant, 2, 0)
+		if !db.IsPostgres() {
+			return // SQLite writers are serialized: commit order is pos order
+		}
+
+		// Postgres: a transaction that inserted first and commits last is
+		// chained by the Seal after its commit, never skipped.
+		late, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer late.Rollback()
+		if err := s.Record(ctx, late, ev(tenant, "late")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Record(ctx, db, ev(tenant, "early")); err != nil {
+			t.Fatal(err)
+		}
+		if n := seal(t, db, s); n != 1 {
+			t.Fatalf("sealed %d before the late commit, want 1", n)
+		}
+		if err := late.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		verify(tenant, 3, 1)
+		if n := seal(t, db, s); n != 1 {
+			t.Fatalf("sealed %d after the late commit, want 1", n)
+		}
+		verify(tenant, 4, 0)
+		page, err := audit.List(ctx, db, audit.Query{TenantID: tenant, Limit: 2})
+		if err != nil || len(page) != 2 || page[0].ResourceID != "late" || page[0].Seq != 4 || page[1].ResourceID != "early" {
+			t.Fatalf("List = %+v, %v", page, err)
+		}
+		if n := count(t, db, "audit_pending"); n != 0 {
+			t.Fatalf("%d events still pending", n)
 		}
 	})
 }

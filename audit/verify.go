@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 )
 
 // Reasons a chain breaks, as found in [ChainError].Reason.
@@ -59,6 +60,10 @@ type VerifyResult struct {
 	// started; events appended later are not checked.
 	HeadSeq  int64
 	HeadHash []byte
+	// Unsealed is the number of the tenant's events that are recorded but
+	// not chained yet (see [Store.Seal]). They are not part of the chain,
+	// so they are neither verified nor reported as broken.
+	Unsealed int64
 }
 
 // verifyBatch is how many events Verify reads per query.
@@ -70,7 +75,9 @@ const verifyBatch = 1000
 // event) recomputed from the stored fields; then that the chain head names
 // the last event. It returns the number of events verified and, for the
 // first link that fails, a [*ChainError] wrapping [ErrChainBroken]. An empty
-// chain verifies with zero events.
+// chain verifies with zero events. It also counts the tenant's events that
+// are not chained yet; run [Store.Seal] first to verify every committed
+// event.
 func Verify(ctx context.Context, db bun.IDB, tenantID uuid.UUID) (VerifyResult, error) {
 	res := VerifyResult{TenantID: tenantID}
 	head, err := readHead(ctx, db, tenantID)
@@ -89,6 +96,9 @@ func Verify(ctx context.Context, db bun.IDB, tenantID uuid.UUID) (VerifyResult, 
 	if err != nil {
 		return res, err
 	}
+	if res.Unsealed, err = countUnsealed(ctx, db, tenantID); err != nil {
+		return res, err
+	}
 	if res.Events != head.Seq {
 		return res, &ChainError{Seq: w.next, Reason: ReasonSequenceGap}
 	}
@@ -97,8 +107,8 @@ func Verify(ctx context.Context, db bun.IDB, tenantID uuid.UUID) (VerifyResult, 
 	}
 	// An event past the head was written behind the chain's back, unless the
 	// head moved meanwhile (a concurrent Record commits both together).
-	var extra eventRow
-	err = db.NewSelect().Model(&extra).Column("seq", "id").
+	var extra chainRow
+	err = db.NewSelect().Model(&extra).Column("seq", "event_id").
 		Where("tenant_id = ? AND seq > ?", tenantID, head.Seq).
 		OrderExpr("seq").Limit(1).Scan(ctx)
 	switch {
@@ -112,9 +122,26 @@ func Verify(ctx context.Context, db bun.IDB, tenantID uuid.UUID) (VerifyResult, 
 		return res, err
 	}
 	if again.Seq == head.Seq {
-		return res, &ChainError{Seq: extra.Seq, EventID: extra.ID, Reason: ReasonHeadMismatch}
+		return res, &ChainError{Seq: extra.Seq, EventID: extra.EventID, Reason: ReasonHeadMismatch}
 	}
 	return res, nil
+}
+
+// countUnsealed counts the tenant's events without a link in audit_chain:
+// on SQLite those past the last event chained (events are chained in pos
+// order there), on Postgres all of them.
+func countUnsealed(ctx context.Context, db bun.IDB, tenantID uuid.UUID) (int64, error) {
+	q := `SELECT count(*) FROM audit_events
+WHERE tenant_id = ? AND pos > (SELECT coalesce(max(pos), 0) FROM audit_chain)`
+	if db.Dialect().Name() == dialect.PG {
+		q = `SELECT count(*) FROM audit_events AS e
+WHERE e.tenant_id = ? AND NOT EXISTS (SELECT 1 FROM audit_chain AS c WHERE c.pos = e.pos)`
+	}
+	var n int64
+	if err := db.NewRaw(q, tenantID).Scan(ctx, &n); err != nil {
+		return 0, fmt.Errorf("audit: count unsealed events: %w", err)
+	}
+	return n, nil
 }
 
 type headRow struct {
@@ -148,6 +175,9 @@ func (w *walker) check(r *eventRow) error {
 	if r.Seq != w.next {
 		return &ChainError{Seq: w.next, Reason: ReasonSequenceGap}
 	}
+	if r.EventID != r.ID {
+		return &ChainError{Seq: r.Seq, EventID: r.EventID, Reason: ReasonHashMismatch}
+	}
 	if !bytes.Equal(r.PrevHash, w.prev) {
 		return &ChainError{Seq: r.Seq, EventID: r.ID, Reason: ReasonPrevHashMismatch}
 	}
@@ -167,13 +197,18 @@ func scanEvents(ctx context.Context, db bun.IDB, tenantID uuid.UUID, from, to in
 	rows := make([]eventRow, 0, verifyBatch)
 	for from <= to {
 		rows = rows[:0]
-		err := db.NewSelect().Model(&rows).
-			Where("tenant_id = ? AND seq >= ? AND seq <= ?", tenantID, from, to).
-			OrderExpr("seq").Limit(verifyBatch).Scan(ctx)
+		err := db.NewSelect().ColumnExpr(eventColumns).TableExpr("audit_chain AS c").
+			Join("LEFT JOIN audit_events AS e ON e.pos = c.pos").
+			Where("c.tenant_id = ? AND c.seq >= ? AND c.seq <= ?", tenantID, from, to).
+			OrderExpr("c.seq").Limit(verifyBatch).Scan(ctx, &rows)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("audit: read events: %w", err)
 		}
 		for i := range rows {
+			if rows[i].TenantID != tenantID {
+				// The linked event is missing or another tenant's.
+				return &ChainError{Seq: rows[i].Seq, EventID: rows[i].EventID, Reason: ReasonHashMismatch}
+			}
 			if err := fn(&rows[i]); err != nil {
 				return err
 			}

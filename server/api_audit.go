@@ -64,6 +64,7 @@ type verifyAuditOutput struct {
 		Valid    bool             `json:"valid"`
 		Events   int64            `json:"events" doc:"Events that verified, from seq 1."`
 		Broken   *AuditChainBreak `json:"broken" doc:"The first broken link; null when the chain is valid."`
+		Unsealed int64            `json:"unsealed" doc:"Events recorded but not chained yet (the server chains events within a second of their commit)."`
 	}
 }
 
@@ -141,6 +142,9 @@ func (s *Server) handleListAudit(ctx context.Context, in *listAuditInput) (*stru
 		Action: in.Action, ResourceType: in.ResourceType, ResourceID: in.ResourceID, ActorID: in.Actor,
 		CreatedAfter: in.CreatedAfter, CreatedBefore: in.CreatedBefore,
 	}
+	if _, err := s.SealAudit(ctx); err != nil {
+		return nil, err
+	}
 	var events []audit.Event
 	err = s.tx.Read(tenancy.System(ctx), func(ctx context.Context, db bun.IDB) error {
 		events, err = audit.List(ctx, db, q)
@@ -175,6 +179,9 @@ func (s *Server) handleVerifyAudit(ctx context.Context, in *auditTenantParam) (*
 	if err != nil {
 		return nil, err
 	}
+	if _, err := s.SealAudit(ctx); err != nil {
+		return nil, err
+	}
 	var res audit.VerifyResult
 	var verr error
 	err = s.tx.Read(tenancy.System(ctx), func(ctx context.Context, db bun.IDB) error {
@@ -190,6 +197,7 @@ func (s *Server) handleVerifyAudit(ctx context.Context, in *auditTenantParam) (*
 	out := &verifyAuditOutput{}
 	out.Body.TenantID = tenant
 	out.Body.Events = res.Events
+	out.Body.Unsealed = res.Unsealed
 	out.Body.Valid = verr == nil
 	var ce *audit.ChainError
 	if errors.As(verr, &ce) {

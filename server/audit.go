@@ -217,6 +217,23 @@ func verifierKey(skey string) (string, error) {
 // audit checkpoints and exports (saaskit audit verify -key).
 func (s *Server) AuditVerifierKey() string { return s.verifierKey }
 
+// auditSealInterval is how often the server chains recorded audit events
+// (see [audit.Store.Seal]): an event committed by a request is in its
+// tenant's hash chain within about this long, plus the time of one Seal.
+const auditSealInterval = 250 * time.Millisecond
+
+// SealAudit chains the audit events recorded so far (see
+// [audit.Store.Seal]) and returns how many it chained. The server runs it
+// every quarter second while it serves, and before it lists, verifies,
+// checkpoints or exports a log.
+func (s *Server) SealAudit(ctx context.Context) (int, error) {
+	n, err := s.auditStore.Seal(ctx, s.db)
+	if err != nil {
+		return n, fmt.Errorf("server: seal audit events: %w", err)
+	}
+	return n, nil
+}
+
 // AuditCheckpoint signs a checkpoint of tenant's audit chain (uuid.Nil: the
 // platform chain) covering every event recorded so far.
 func (s *Server) AuditCheckpoint(ctx context.Context, tenant uuid.UUID) (*audit.SignedCheckpoint, error) {
@@ -233,6 +250,9 @@ func (s *Server) AuditCheckpoint(ctx context.Context, tenant uuid.UUID) (*audit.
 // checkpoint covers yet, and returns how many it signed. It goes on after a
 // tenant fails and returns the first error.
 func (s *Server) AuditCheckpointAll(ctx context.Context) (int, error) {
+	if _, err := s.SealAudit(ctx); err != nil {
+		return 0, err
+	}
 	var tenants []uuid.UUID
 	err := s.tx.Read(tenancy.System(ctx), func(ctx context.Context, db bun.IDB) error {
 		return db.NewRaw(`SELECT h.tenant_id FROM audit_heads AS h
@@ -266,6 +286,9 @@ WHERE t.size IS NULL OR t.size < h.seq ORDER BY h.tenant_id`).Scan(ctx, &tenants
 // offline with [VerifyAuditExport] and the key of [Server.AuditVerifierKey].
 func (s *Server) AuditExport(ctx context.Context, tenant uuid.UUID, w io.Writer) error {
 	ctx = tenancy.System(ctx)
+	if _, err := s.SealAudit(ctx); err != nil {
+		return err
+	}
 	var cp *audit.SignedCheckpoint
 	err := s.tx.Read(ctx, func(ctx context.Context, db bun.IDB) error {
 		var head int64
@@ -307,20 +330,28 @@ func VerifyAuditExport(r io.Reader, verifierKey string) (audit.ExportResult, err
 	return audit.VerifyExport(r, v)
 }
 
-// checkpointLoop signs checkpoints for chains with new events every
-// SAASKIT_AUDIT_CHECKPOINT_INTERVAL until ctx is done.
+// checkpointLoop chains recorded audit events every auditSealInterval and
+// signs checkpoints for chains with new events every
+// SAASKIT_AUDIT_CHECKPOINT_INTERVAL (when there is a signer), until ctx is
+// done.
 func (s *Server) checkpointLoop(ctx context.Context) {
-	every := s.cfg.AuditCheckpointInterval
-	if every <= 0 || s.signer == nil {
-		return
+	seal := time.NewTicker(auditSealInterval)
+	defer seal.Stop()
+	var checkpoints <-chan time.Time
+	if every := s.cfg.AuditCheckpointInterval; every > 0 && s.signer != nil {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		checkpoints = t.C
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-seal.C:
+			if _, err := s.SealAudit(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("audit seal", slog.Any("error", err))
+			}
+		case <-checkpoints:
 			n, err := s.AuditCheckpointAll(ctx)
 			if err != nil && ctx.Err() == nil {
 				s.log.Error("audit checkpoints", slog.Any("error", err))

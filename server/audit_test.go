@@ -314,7 +314,7 @@ func TestAuditVerifyFindsTampering(t *testing.T) {
 			t.Fatal(err)
 		}
 		res, err := db.NewUpdate().Table("audit_events").Set("action = ?", "member.removed").
-			Where("tenant_id = ? AND seq = ?", uuid.MustParse(owner.TenantID), target.Seq).Exec(t.Context())
+			Where("pos = (SELECT pos FROM audit_chain WHERE tenant_id = ? AND seq = ?)", uuid.MustParse(owner.TenantID), target.Seq).Exec(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
