@@ -48,6 +48,7 @@ commands:
   createsuperuser  create a platform superadmin (-email, -password)
   audit            keygen | pubkey | checkpoint | export | verify (signed, offline-verifiable audit exports)
   bench            load-test scenarios against an in-process server or a URL
+  mock-services    run the mock user and payment services (REST, signed webhooks, fault injection)
   version          print the version
   env-example      print every configuration variable with its default
 
@@ -73,6 +74,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return auditCmd(ctx, args, stdout, stderr)
 	case "bench":
 		return benchCmd(ctx, args, stdout, stderr)
+	case "mock-services":
+		return mockServicesCmd(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "saaskit", server.Version)
 		return nil
