@@ -64,7 +64,7 @@ type Server struct {
 	verifierKey string
 	proxies     []netip.Prefix
 	rl          *limiterState
-	integ       *integrations // webhooks and their jobs
+	integ       *webhookState // webhooks and their jobs
 	sso         *ssoService   // single sign-on per tenant
 
 	rotateMu sync.Mutex

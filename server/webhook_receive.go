@@ -19,8 +19,8 @@ import (
 	"github.com/saaskit/saaskit/webhooks"
 )
 
-// integrations is the server's state for webhooks and their jobs.
-type integrations struct {
+// webhookState is the server's state for webhooks and their jobs.
+type webhookState struct {
 	// driver is the River driver of both clients; closeDriver releases
 	// its listener pool.
 	driver      riverdriver.Driver[*sql.Tx]
@@ -44,7 +44,7 @@ func (s *Server) setupIntegrations(ctx context.Context, mux *http.ServeMux) erro
 	if err != nil {
 		return err
 	}
-	s.integ = &integrations{driver: drv, closeDriver: closeDriver}
+	s.integ = &webhookState{driver: drv, closeDriver: closeDriver}
 	if s.integ.jobs, err = s.newJobClient(false); err != nil {
 		return err
 	}
@@ -163,16 +163,26 @@ func (k *webhookSink) AcceptBatch(ctx context.Context, evs []*webhooks.Event) ([
 		return nil, errors.New("server: webhook sink: no connection in context")
 	}
 	res := make([]webhooks.BatchResult, len(evs))
+	wes := make([]*WebhookEvent, len(evs))
+	for i, ev := range evs {
+		wes[i] = k.newEvent(conn, ev)
+	}
 	err := k.s.tx.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		// One multi-row insert; RETURNING names the rows that were new.
+		var ids []uuid.UUID
+		_, err := tx.NewInsert().Model(&wes).On("CONFLICT (connection_id, provider, event_id) DO NOTHING").
+			Returning("id").Exec(ctx, &ids)
+		if err != nil {
+			return err
+		}
+		stored := make(map[uuid.UUID]bool, len(ids))
+		for _, id := range ids {
+			stored[id] = true
+		}
 		var params []river.InsertManyParams
-		for i, ev := range evs {
-			we := k.newEvent(conn, ev)
-			stored, err := insertEvent(ctx, tx, we)
-			if err != nil {
-				return err
-			}
-			res[i].Duplicate = !stored
-			if stored {
+		for i, we := range wes {
+			res[i].Duplicate = !stored[we.ID]
+			if stored[we.ID] {
 				params = append(params, river.InsertManyParams{Args: webhookJobArgs{EventID: we.ID, TenantID: we.TenantID}})
 			}
 		}
