@@ -76,6 +76,7 @@ type oidcSettings struct {
 	Scopes         []string   `json:"scopes,omitempty"`
 	AllowedDomains []string   `json:"allowed_domains,omitempty"`
 	DefaultRole    authn.Role `json:"default_role"`
+	ReturnURLs     []string   `json:"return_urls,omitempty"`
 }
 
 // samlSettings are the stored, non-secret settings of a SAML connection.
@@ -87,6 +88,7 @@ type samlSettings struct {
 	AllowIDPInitiated bool                  `json:"allow_idp_initiated"`
 	DefaultRole       authn.Role            `json:"default_role"`
 	Certificate       string                `json:"certificate"` // PEM, the SP's
+	ReturnURLs        []string              `json:"return_urls,omitempty"`
 }
 
 func init() {

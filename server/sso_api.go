@@ -33,6 +33,7 @@ type OIDCConnectionView struct {
 	AllowedDomains []string   `json:"allowed_domains"`
 	DefaultRole    authn.Role `json:"default_role"`
 	HasSecret      bool       `json:"has_client_secret"`
+	ReturnURLs     []string   `json:"return_urls"`
 	LoginPath      string     `json:"login_path" doc:"Where a browser starts a login."`
 	CallbackPath   string     `json:"callback_path" doc:"Redirect URI path to register at the provider (after the server's public URL)."`
 	UpdatedAt      time.Time  `json:"updated_at"`
@@ -46,6 +47,7 @@ type SAMLConnectionView struct {
 	RoleMap           map[string]authn.Role `json:"role_map"`
 	AllowIDPInitiated bool                  `json:"allow_idp_initiated"`
 	DefaultRole       authn.Role            `json:"default_role"`
+	ReturnURLs        []string              `json:"return_urls"`
 	SPCertificate     string                `json:"sp_certificate" doc:"PEM certificate of the service provider."`
 	MetadataPath      string                `json:"metadata_path" doc:"SP metadata for the IdP (after the server's public URL)."`
 	LoginPath         string                `json:"login_path"`
@@ -73,6 +75,7 @@ type putOIDCInput struct {
 		Scopes         []string   `json:"scopes,omitempty" maxItems:"20"`
 		AllowedDomains []string   `json:"allowed_domains,omitempty" maxItems:"100"`
 		DefaultRole    authn.Role `json:"default_role,omitempty" enum:"user,admin"`
+		ReturnURLs     []string   `json:"return_urls,omitempty" maxItems:"20" doc:"Client URLs a login may end at (?return_to=), with a one-time code to exchange at /api/auth/sso-exchange/."`
 	}
 }
 
@@ -84,11 +87,13 @@ type putSAMLInput struct {
 		RoleMap           map[string]authn.Role `json:"role_map,omitempty" doc:"Asserted role or group value to member role (user or admin) for new members."`
 		AllowIDPInitiated bool                  `json:"allow_idp_initiated,omitempty"`
 		DefaultRole       authn.Role            `json:"default_role,omitempty" enum:"user,admin"`
+		ReturnURLs        []string              `json:"return_urls,omitempty" maxItems:"20" doc:"Client URLs a login may end at (?return_to=), with a one-time code to exchange at /api/auth/sso-exchange/."`
 	}
 }
 
 func (s *Server) registerSSO(api huma.API) {
 	tags := []string{"sso"}
+	s.registerSSOExchange(api)
 	register(s, api, huma.Operation{
 		OperationID: "get-sso", Method: http.MethodGet, Path: "/api/tenants/{id}/sso/", Tags: tags,
 		Summary: "The tenant's SSO connections, without secrets (admin)", Security: bearerAuth,
@@ -167,7 +172,7 @@ func oidcView(t *tenancy.Tenant, c *ssoConnection) (*OIDCConnectionView, error) 
 	prefix := "/api/auth/sso/" + t.ID.String() + "/oidc/"
 	return &OIDCConnectionView{
 		Issuer: cfg.Issuer, ClientID: cfg.ClientID, Scopes: nonNil(cfg.Scopes), AllowedDomains: nonNil(cfg.AllowedDomains),
-		DefaultRole: cfg.DefaultRole, HasSecret: c.Secret != "", LoginPath: prefix + "login/", CallbackPath: prefix + "callback/",
+		DefaultRole: cfg.DefaultRole, HasSecret: c.Secret != "", ReturnURLs: nonNil(cfg.ReturnURLs), LoginPath: prefix + "login/", CallbackPath: prefix + "callback/",
 		UpdatedAt: c.UpdatedAt,
 	}, nil
 }
@@ -184,7 +189,7 @@ func samlView(t *tenancy.Tenant, c *ssoConnection) (*SAMLConnectionView, error) 
 	}
 	return &SAMLConnectionView{
 		IDPEntityID: cfg.IDPEntityID, Attributes: cfg.Attributes, RoleMap: rm, AllowIDPInitiated: cfg.AllowIDPInitiated,
-		DefaultRole: cfg.DefaultRole, SPCertificate: cfg.Certificate,
+		DefaultRole: cfg.DefaultRole, ReturnURLs: nonNil(cfg.ReturnURLs), SPCertificate: cfg.Certificate,
 		MetadataPath: prefix + "metadata/", LoginPath: prefix + "login/", ACSPath: prefix + "acs/", UpdatedAt: c.UpdatedAt,
 	}, nil
 }
@@ -218,8 +223,11 @@ func (s *Server) handlePutOIDC(ctx context.Context, in *putOIDCInput) (*struct{ 
 	if !issuerAllowed(b.Issuer) {
 		return nil, invalid("body.issuer", "must be an https URL", b.Issuer)
 	}
+	if err := checkReturnURLs("body.return_urls", b.ReturnURLs); err != nil {
+		return nil, err
+	}
 	cfg := oidcSettings{Issuer: strings.TrimRight(b.Issuer, "/"), ClientID: b.ClientID, Scopes: b.Scopes,
-		AllowedDomains: b.AllowedDomains, DefaultRole: b.DefaultRole}
+		AllowedDomains: b.AllowedDomains, DefaultRole: b.DefaultRole, ReturnURLs: b.ReturnURLs}
 	if cfg.DefaultRole == "" {
 		cfg.DefaultRole = authn.RoleUser
 	}
@@ -264,8 +272,11 @@ func (s *Server) handlePutSAML(ctx context.Context, in *putSAMLInput) (*struct{ 
 			return nil, invalid("body.role_map."+k, "a mapped role is user or admin", r)
 		}
 	}
+	if err := checkReturnURLs("body.return_urls", b.ReturnURLs); err != nil {
+		return nil, err
+	}
 	cfg := samlSettings{IDPMetadata: b.IDPMetadata, IDPEntityID: ed.EntityID, Attributes: b.Attributes, RoleMap: b.RoleMap,
-		AllowIDPInitiated: b.AllowIDPInitiated, DefaultRole: b.DefaultRole}
+		AllowIDPInitiated: b.AllowIDPInitiated, DefaultRole: b.DefaultRole, ReturnURLs: b.ReturnURLs}
 	if cfg.DefaultRole == "" {
 		cfg.DefaultRole = authn.RoleUser
 	}

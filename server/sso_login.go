@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 
 	"github.com/google/uuid"
@@ -61,7 +62,10 @@ func (s *Server) ssoOIDCLogin(w http.ResponseWriter, r *http.Request) {
 		s.ssoError(w, r, err)
 		return
 	}
-	rp, _, err := s.relyingParty(r.Context(), t, s.ssoBase(r))
+	rp, cfg, err := s.relyingParty(r.Context(), t, s.ssoBase(r))
+	if err == nil {
+		err = s.setReturn(w, r, t, ssoOIDC, cfg.ReturnURLs)
+	}
 	if err != nil {
 		s.ssoError(w, r, err)
 		return
@@ -90,7 +94,7 @@ func (s *Server) ssoOIDCCallback(w http.ResponseWriter, r *http.Request) {
 		s.ssoFailed(w, r, t, ssoOIDC, err)
 		return
 	}
-	s.ssoComplete(w, r, t, ssoOIDC, ssoLogin{email: id.Email, name: id.Name, subject: id.Issuer + " " + id.Subject, role: cfg.DefaultRole})
+	s.ssoComplete(w, r, t, ssoOIDC, ssoLogin{email: id.Email, name: id.Name, subject: id.Issuer + " " + id.Subject, role: cfg.DefaultRole, returns: cfg.ReturnURLs})
 }
 
 func (s *Server) ssoSAMLMetadata(w http.ResponseWriter, r *http.Request) {
@@ -113,7 +117,10 @@ func (s *Server) ssoSAMLLogin(w http.ResponseWriter, r *http.Request) {
 		s.ssoError(w, r, err)
 		return
 	}
-	sp, _, err := s.serviceProvider(r.Context(), t, s.ssoBase(r))
+	sp, cfg, err := s.serviceProvider(r.Context(), t, s.ssoBase(r))
+	if err == nil {
+		err = s.setReturn(w, r, t, ssoSAML, cfg.ReturnURLs)
+	}
 	if err != nil {
 		s.ssoError(w, r, err)
 		return
@@ -143,7 +150,7 @@ func (s *Server) ssoSAMLACS(w http.ResponseWriter, r *http.Request) {
 		s.ssoFailed(w, r, t, ssoSAML, err)
 		return
 	}
-	s.ssoComplete(w, r, t, ssoSAML, ssoLogin{email: id.Email, name: id.Name, subject: id.Issuer + " " + id.NameID, role: mapRole(cfg, id)})
+	s.ssoComplete(w, r, t, ssoSAML, ssoLogin{email: id.Email, name: id.Name, subject: id.Issuer + " " + id.NameID, role: mapRole(cfg, id), returns: cfg.ReturnURLs})
 }
 
 // mapRole is the role a new member gets from a SAML login: the highest
@@ -169,6 +176,7 @@ func mapRole(cfg samlSettings, id *saml.Identity) authn.Role {
 type ssoLogin struct {
 	email, name, subject string
 	role                 authn.Role
+	returns              []string // the connection's return URLs
 }
 
 // ssoComplete provisions or links the member and answers with the same
@@ -186,7 +194,8 @@ func (s *Server) ssoComplete(w http.ResponseWriter, r *http.Request, t *tenancy.
 	now := s.now()
 	user := new(User)
 	member := new(Member)
-	var refresh string
+	var refresh, code string
+	returnTo := s.returnTo(r, t, l.returns)
 	err = s.tx.RunInTx(tenancy.System(ctx), nil, func(ctx context.Context, tx bun.Tx) error {
 		ctx, err := s.bindTenant(ctx, tx, t)
 		if err != nil {
@@ -227,18 +236,24 @@ func (s *Server) ssoComplete(w http.ResponseWriter, r *http.Request, t *tenancy.
 		case !member.IsActive:
 			return ErrSSOMemberLocked
 		}
-		var rec *authn.RefreshToken
-		refresh, rec, err = s.refresh.Issue(ctx, tx, user.ID, t.ID)
+		changes := map[string]audit.Change{"method": {After: kind}, "subject": {After: cleanText(l.subject, 300)}}
+		if returnTo != "" {
+			// The tokens are issued when the client exchanges the code.
+			code, err = s.newSSOCode(ctx, tx, user.ID, t.ID)
+			changes["one_time_code"] = audit.Change{After: true}
+		} else {
+			var rec *authn.RefreshToken
+			refresh, rec, err = s.refresh.Issue(ctx, tx, user.ID, t.ID)
+			if err == nil {
+				changes["refresh_family"] = audit.Change{After: rec.FamilyID.String()}
+			}
+		}
 		if err != nil {
 			return err
 		}
 		return s.record(ctx, tx, &audit.Event{
 			TenantID: t.ID, Actor: userActor(user.ID), Action: ActionSSOLogin,
-			ResourceType: "user", ResourceID: user.ID.String(),
-			Changes: map[string]audit.Change{
-				"method": {After: kind}, "subject": {After: cleanText(l.subject, 300)},
-				"refresh_family": {After: rec.FamilyID.String()},
-			},
+			ResourceType: "user", ResourceID: user.ID.String(), Changes: changes,
 		})
 	})
 	if errors.Is(err, ErrSSONotAMember) || errors.Is(err, ErrSSOMemberLocked) {
@@ -247,6 +262,15 @@ func (s *Server) ssoComplete(w http.ResponseWriter, r *http.Request, t *tenancy.
 	}
 	if err != nil {
 		s.ssoError(w, r, err)
+		return
+	}
+	if returnTo != "" {
+		http.SetCookie(w, &http.Cookie{Name: returnCookieName(t), Path: "/api/auth/sso/" + t.ID.String() + "/" + kind + "/", MaxAge: -1})
+		u, _ := url.Parse(returnTo) // checked when the connection was saved
+		q := u.Query()
+		q.Set("code", code)
+		u.RawQuery = q.Encode()
+		http.Redirect(w, r, u.String(), http.StatusSeeOther)
 		return
 	}
 	pair, err := s.tokenPair(ctx, user, t.ID, member.Role, refresh)
@@ -303,6 +327,8 @@ func ssoReason(err error) string {
 // ssoError answers errors that are not refusals of the login itself.
 func (s *Server) ssoError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
+	case errors.Is(err, ErrInvalidInput):
+		problem.Error(w, http.StatusBadRequest, publicMessage(err))
 	case errors.Is(err, ErrSSODisabled):
 		problem.Error(w, http.StatusServiceUnavailable, publicMessage(err))
 	case errors.Is(err, ErrSSONotSetUp), errors.Is(err, tenancy.ErrTenantNotFound):
