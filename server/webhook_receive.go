@@ -106,8 +106,28 @@ func (s *Server) resolveConnection(provider string) func(r *http.Request) (webho
 // processed even if the process dies right after. The idempotency key is
 // (connection, provider, event id): two tenants' accounts may reuse event
 // ids, and a connection belongs to one provider.
+//
+// Concurrent single events of one tenant are committed together (group
+// commit): the first request becomes the leader and commits every event
+// that arrived meanwhile in one transaction, one multi-row insert and one
+// job insert; no request is answered before the commit that stores its
+// event.
 type webhookSink struct {
 	s *Server
+
+	mu      sync.Mutex
+	pending map[uuid.UUID][]*pendingEvent // by tenant
+	running map[uuid.UUID]bool            // a leader commits for the tenant
+}
+
+// maxGroup bounds the events of one group commit.
+const maxGroup = 500
+
+type pendingEvent struct {
+	we   *WebhookEvent
+	dup  bool
+	err  error
+	done chan struct{}
 }
 
 var _ webhooks.BatchSink = (*webhookSink)(nil)
@@ -126,62 +146,25 @@ func (k *webhookSink) newEvent(conn *IntegrationConnection, ev *webhooks.Event) 
 	return we
 }
 
-// insert stores we unless its key exists; it reports whether it stored it.
-func insertEvent(ctx context.Context, tx bun.Tx, we *WebhookEvent) (bool, error) {
-	res, err := tx.NewInsert().Model(we).On("CONFLICT (connection_id, provider, event_id) DO NOTHING").Exec(ctx)
-	if err != nil {
-		return false, err
-	}
-	n, err := res.RowsAffected()
-	return n == 1, err
-}
-
-// Accept implements webhooks.Sink.
-func (k *webhookSink) Accept(ctx context.Context, ev *webhooks.Event) (bool, error) {
-	conn, ok := connectionFromContext(ctx)
-	if !ok {
-		return false, errors.New("server: webhook sink: no connection in context")
-	}
-	we := k.newEvent(conn, ev)
-	dup := false
+// store inserts the events that are new, and their jobs, in one
+// transaction of ctx's tenant; it returns the ids of the new rows.
+func (k *webhookSink) store(ctx context.Context, wes []*WebhookEvent) (map[uuid.UUID]bool, error) {
+	stored := make(map[uuid.UUID]bool, len(wes))
 	err := k.s.tx.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		stored, err := insertEvent(ctx, tx, we)
-		if err != nil || !stored {
-			dup = !stored
-			return err
-		}
-		return k.s.enqueue(ctx, tx, we)
-	})
-	return dup, err
-}
-
-// AcceptBatch implements webhooks.BatchSink: the batch is one transaction
-// and its jobs one multi-row insert.
-func (k *webhookSink) AcceptBatch(ctx context.Context, evs []*webhooks.Event) ([]webhooks.BatchResult, error) {
-	conn, ok := connectionFromContext(ctx)
-	if !ok {
-		return nil, errors.New("server: webhook sink: no connection in context")
-	}
-	res := make([]webhooks.BatchResult, len(evs))
-	wes := make([]*WebhookEvent, len(evs))
-	for i, ev := range evs {
-		wes[i] = k.newEvent(conn, ev)
-	}
-	err := k.s.tx.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		// One multi-row insert; RETURNING names the rows that were new.
+		clear(stored)
+		// One multi-row insert; RETURNING names the rows that were new
+		// (an id already stored, or twice in wes, is skipped).
 		var ids []uuid.UUID
 		_, err := tx.NewInsert().Model(&wes).On("CONFLICT (connection_id, provider, event_id) DO NOTHING").
 			Returning("id").Exec(ctx, &ids)
 		if err != nil {
 			return err
 		}
-		stored := make(map[uuid.UUID]bool, len(ids))
+		params := make([]river.InsertManyParams, 0, len(ids))
 		for _, id := range ids {
 			stored[id] = true
 		}
-		var params []river.InsertManyParams
-		for i, we := range wes {
-			res[i].Duplicate = !stored[we.ID]
+		for _, we := range wes {
 			if stored[we.ID] {
 				params = append(params, river.InsertManyParams{Args: webhookJobArgs{EventID: we.ID, TenantID: we.TenantID}})
 			}
@@ -194,8 +177,78 @@ func (k *webhookSink) AcceptBatch(ctx context.Context, evs []*webhooks.Event) ([
 		}
 		return nil
 	})
+	return stored, err
+}
+
+// Accept implements webhooks.Sink.
+func (k *webhookSink) Accept(ctx context.Context, ev *webhooks.Event) (bool, error) {
+	conn, ok := connectionFromContext(ctx)
+	if !ok {
+		return false, errors.New("server: webhook sink: no connection in context")
+	}
+	p := &pendingEvent{we: k.newEvent(conn, ev), done: make(chan struct{})}
+	tenant := conn.TenantID
+	k.mu.Lock()
+	if k.pending == nil {
+		k.pending, k.running = map[uuid.UUID][]*pendingEvent{}, map[uuid.UUID]bool{}
+	}
+	k.pending[tenant] = append(k.pending[tenant], p)
+	if k.running[tenant] {
+		k.mu.Unlock()
+		<-p.done // the leader commits it; its context does not cancel that
+		return p.dup, p.err
+	}
+	k.running[tenant] = true
+	k.mu.Unlock()
+	// Leader: commit groups until none is pending. The commit must not
+	// fail because this request's client went away.
+	cctx := context.WithoutCancel(ctx)
+	for {
+		k.mu.Lock()
+		group := k.pending[tenant]
+		if len(group) == 0 {
+			delete(k.pending, tenant)
+			delete(k.running, tenant)
+			k.mu.Unlock()
+			break
+		}
+		if len(group) > maxGroup {
+			group, k.pending[tenant] = group[:maxGroup], group[maxGroup:]
+		} else {
+			delete(k.pending, tenant)
+		}
+		k.mu.Unlock()
+		wes := make([]*WebhookEvent, len(group))
+		for i, g := range group {
+			wes[i] = g.we
+		}
+		stored, err := k.store(cctx, wes)
+		for _, g := range group {
+			g.dup, g.err = err == nil && !stored[g.we.ID], err
+			close(g.done)
+		}
+	}
+	return p.dup, p.err
+}
+
+// AcceptBatch implements webhooks.BatchSink: the batch is one transaction,
+// one multi-row insert and one job insert.
+func (k *webhookSink) AcceptBatch(ctx context.Context, evs []*webhooks.Event) ([]webhooks.BatchResult, error) {
+	conn, ok := connectionFromContext(ctx)
+	if !ok {
+		return nil, errors.New("server: webhook sink: no connection in context")
+	}
+	wes := make([]*WebhookEvent, len(evs))
+	for i, ev := range evs {
+		wes[i] = k.newEvent(conn, ev)
+	}
+	stored, err := k.store(ctx, wes)
 	if err != nil {
 		return nil, err
+	}
+	res := make([]webhooks.BatchResult, len(evs))
+	for i, we := range wes {
+		res[i].Duplicate = !stored[we.ID]
 	}
 	return res, nil
 }
