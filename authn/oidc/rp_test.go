@@ -136,6 +136,7 @@ func TestLoginRefused(t *testing.T) {
 		{name: "unverified email", provider: func(c *oidctest.Config) { c.EmailVerified = false }, want: oidc.ErrEmailNotVerified},
 		{name: "no email", provider: func(c *oidctest.Config) { c.Email = "" }, want: oidc.ErrEmailNotVerified},
 		{name: "domain not allowed", rp: func(c *oidc.Config) { c.AllowedDomains = []string{"corp.example"} }, want: oidc.ErrDomainNotAllowed},
+		{name: "access denied", provider: func(c *oidctest.Config) { c.Error = "access_denied" }, want: oidc.ErrProviderError, contains: "access_denied"},
 		{name: "wrong client secret", rp: func(c *oidc.Config) { c.ClientSecret = "nope" }, want: oidc.ErrExchange},
 		{name: "expired token", provider: func(c *oidctest.Config) {
 			c.Now = func() time.Time { return time.Now().Add(-time.Hour) }

@@ -36,6 +36,9 @@ type Config struct {
 	Nonce string
 	// State, when set, replaces the state sent back to the redirect URI.
 	State string
+	// Error, when set, is sent back to the redirect URI as the error
+	// parameter instead of a code (for example "access_denied").
+	Error string
 	// Lifetime of ID tokens; default 5 minutes.
 	Lifetime time.Duration
 	// Now is the clock; default time.Now.
@@ -123,7 +126,11 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		state = p.cfg.State
 	}
 	v := redirect.Query()
-	v.Set("code", code)
+	if p.cfg.Error != "" {
+		v.Set("error", p.cfg.Error)
+	} else {
+		v.Set("code", code)
+	}
 	v.Set("state", state)
 	redirect.RawQuery = v.Encode()
 	http.Redirect(w, r, redirect.String(), http.StatusFound)
