@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/uptrace/bun"
 
 	"github.com/saaskit/saaskit/audit"
 	"github.com/saaskit/saaskit/internal/dbtest"
@@ -94,5 +95,41 @@ func TestBulkAppendVerifies(t *testing.T) {
 		if res, err := audit.Verify(t.Context(), db, tenant); err != nil || res.Events != 1201 {
 			t.Fatalf("Verify = %+v, %v", res, err)
 		}
+	})
+}
+
+// BenchmarkSeal chains 250 recorded events per iteration (a quarter of a
+// second of a busy server's writes).
+func BenchmarkSeal(b *testing.B) {
+	const n = 250
+	benchDBs(b, func(b *testing.B, db *dbtest.DB) {
+		ctx := context.Background()
+		s := setup(b, db)
+		tenant := uuid.Must(uuid.NewV7())
+		ev := audit.Event{TenantID: tenant, Actor: audit.Actor{Type: audit.ActorUser, ID: "u-1"},
+			Action: "user.created", ResourceType: "user", ResourceID: "u-2",
+			Changes:   audit.Diff(nil, map[string]any{"email": "ada@example.com", "full_name": "Ada", "is_superadmin": false}),
+			RequestID: "req", IP: "192.0.2.1", UserAgent: "bench"}
+		b.ResetTimer()
+		for range b.N {
+			b.StopTimer()
+			err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+				for range n {
+					e := ev
+					if err := s.Record(ctx, tx, &e); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			if k, err := s.Seal(ctx, db); err != nil || k != n {
+				b.Fatalf("Seal = %d, %v", k, err)
+			}
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	})
 }

@@ -130,15 +130,41 @@ func secret(name string, words []string) bool {
 		if w == "" {
 			continue
 		}
-		if n == w || strings.HasPrefix(n, w+"_") || strings.HasSuffix(n, "_"+w) || strings.Contains(n, "_"+w+"_") {
+		if hasPart(n, w) {
 			return true
 		}
 	}
 	return false
 }
 
+// hasPart reports whether w occurs in n between underscores or the ends of
+// n: n is w, or starts with w+"_", ends with "_"+w, or contains "_"+w+"_".
+func hasPart(n, w string) bool {
+	for i := 0; i <= len(n); {
+		j := strings.Index(n[i:], w)
+		if j < 0 {
+			return false
+		}
+		j += i
+		end := j + len(w)
+		if (j == 0 || n[j-1] == '_') && (end == len(n) || n[end] == '_') {
+			return true
+		}
+		i = j + 1
+	}
+	return false
+}
+
 // snake turns "apiKey", "APIKey", "api-key" and "API_KEY" into "api_key".
 func snake(s string) string {
+	simple := true
+	for i := 0; i < len(s) && simple; i++ {
+		c := s[i]
+		simple = c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_'
+	}
+	if simple {
+		return s // already snake_case: the common case of JSON names
+	}
 	r := []rune(s)
 	var b strings.Builder
 	for i, c := range r {

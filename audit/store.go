@@ -144,10 +144,13 @@ type headModel struct {
 //
 // Seal runs in db's transaction when db is one (it then also sees that
 // transaction's own events), and otherwise in transactions of its own of up
-// to a few hundred events each, after a read that finds out whether there
-// is anything to seal. Concurrent Seals, in this process or another, are
-// serialized: on SQLite by its write lock, on Postgres by an EXCLUSIVE lock
-// on audit_heads, which blocks neither Record nor readers.
+// to a few hundred events each. Concurrent Seals, in this process or
+// another, are serialized: on Postgres by an EXCLUSIVE lock on audit_heads,
+// which blocks neither Record nor readers, taken only when audit_pending is
+// not empty; on SQLite by its write lock, which Seal takes only to append
+// links it has read and hashed beforehand, after checking that no other
+// Seal appended meanwhile (and reading again if one did), so that writers
+// wait for it as briefly as possible.
 //
 // Events are chained in the order they committed on SQLite (pos, the rowid,
 // grows in commit order since writers are serialized) and in pos order of
@@ -168,23 +171,13 @@ func (s *Store) Seal(ctx context.Context, db bun.IDB) (int, error) {
 	}
 	total := 0
 	for {
-		var pending bool
-		q := `SELECT EXISTS (SELECT 1 FROM audit_events WHERE pos > (SELECT coalesce(max(pos), 0) FROM audit_chain))`
-		if pg {
-			q = `SELECT EXISTS (SELECT 1 FROM audit_pending)`
-		}
-		if err := db.NewRaw(q).Scan(ctx, &pending); err != nil {
-			return total, fmt.Errorf("audit: seal: %w", err)
-		}
-		if !pending {
-			return total, nil
-		}
 		var n int
-		err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-			var err error
-			n, err = sealRound(ctx, tx, pg)
-			return err
-		})
+		var err error
+		if pg {
+			n, err = sealPostgres(ctx, db)
+		} else {
+			n, err = sealSQLite(ctx, db)
+		}
 		total += n
 		if err != nil || n < sealBatch {
 			return total, err
@@ -192,24 +185,117 @@ func (s *Store) Seal(ctx context.Context, db bun.IDB) (int, error) {
 	}
 }
 
+// sealPostgres runs one round in a transaction of its own, when there are
+// pending events.
+func sealPostgres(ctx context.Context, db bun.IDB) (int, error) {
+	var pending bool
+	if err := db.NewRaw(`SELECT EXISTS (SELECT 1 FROM audit_pending)`).Scan(ctx, &pending); err != nil {
+		return 0, fmt.Errorf("audit: seal: %w", err)
+	}
+	if !pending {
+		return 0, nil
+	}
+	var n int
+	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		n, err = sealRound(ctx, tx, true)
+		return err
+	})
+	return n, err
+}
+
+// errSealRaced means another Seal chained events between the reads of
+// sealSQLite and its write.
+var errSealRaced = errors.New("audit: seal: raced")
+
+// sealSQLite runs one round with the reads and hashing done before the
+// write transaction, which holds SQLite's one write lock only to append the
+// links, after checking that no other Seal appended any meanwhile (every
+// Seal that commits raises the last chained pos).
+func sealSQLite(ctx context.Context, db bun.IDB) (int, error) {
+	for {
+		var last int64
+		if err := db.NewRaw(`SELECT coalesce(max(pos), 0) FROM audit_chain`).Scan(ctx, &last); err != nil {
+			return 0, fmt.Errorf("audit: seal: %w", err)
+		}
+		rows, err := unsealed(ctx, db, false, last)
+		if err != nil || len(rows) == 0 {
+			return 0, err
+		}
+		links, heads, err := link(ctx, db, rows)
+		if err != nil {
+			return 0, err
+		}
+		err = db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			var now int64
+			if err := tx.NewRaw(`SELECT coalesce(max(pos), 0) FROM audit_chain`).Scan(ctx, &now); err != nil {
+				return fmt.Errorf("audit: seal: %w", err)
+			}
+			if now != last {
+				return errSealRaced
+			}
+			return appendLinks(ctx, tx, false, links, heads)
+		})
+		if errors.Is(err, errSealRaced) {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		return len(rows), nil
+	}
+}
+
 // sealRound chains up to sealBatch events in tx.
 func sealRound(ctx context.Context, tx bun.IDB, pg bool) (int, error) {
-	q := `SELECT ` + unsealedColumns + ` FROM audit_events AS e
-WHERE e.pos > (SELECT coalesce(max(pos), 0) FROM audit_chain) ORDER BY e.pos LIMIT ?`
 	if pg {
 		if _, err := tx.ExecContext(ctx, "LOCK TABLE audit_heads IN EXCLUSIVE MODE"); err != nil {
 			return 0, fmt.Errorf("audit: seal: lock chain heads: %w", err)
 		}
+	}
+	rows, err := unsealed(ctx, tx, pg, -1)
+	if err != nil || len(rows) == 0 {
+		return 0, err
+	}
+	links, heads, err := link(ctx, tx, rows)
+	if err != nil {
+		return 0, err
+	}
+	if err := appendLinks(ctx, tx, pg, links, heads); err != nil {
+		return 0, err
+	}
+	return len(rows), nil
+}
+
+// unsealed reads up to sealBatch events to chain, in pos order: on
+// Postgres those of audit_pending; on SQLite those past pos last, or past
+// the last chained pos when last is negative.
+func unsealed(ctx context.Context, db bun.IDB, pg bool, last int64) ([]eventRow, error) {
+	var q string
+	var args []any
+	switch {
+	case pg:
 		q = `SELECT ` + unsealedColumns + ` FROM audit_pending AS p
 JOIN audit_events AS e ON e.pos = p.pos ORDER BY p.pos LIMIT ?`
+		args = []any{sealBatch}
+	case last < 0:
+		q = `SELECT ` + unsealedColumns + ` FROM audit_events AS e
+WHERE e.pos > (SELECT coalesce(max(pos), 0) FROM audit_chain) ORDER BY e.pos LIMIT ?`
+		args = []any{sealBatch}
+	default:
+		q = `SELECT ` + unsealedColumns + ` FROM audit_events AS e WHERE e.pos > ? ORDER BY e.pos LIMIT ?`
+		args = []any{last, sealBatch}
 	}
 	var rows []eventRow
-	if err := tx.NewRaw(q, sealBatch).Scan(ctx, &rows); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return 0, fmt.Errorf("audit: seal: read events: %w", err)
+	if err := db.NewRaw(q, args...).Scan(ctx, &rows); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("audit: seal: read events: %w", err)
 	}
-	if len(rows) == 0 {
-		return 0, nil
-	}
+	return rows, nil
+}
+
+// link reads the chain heads of rows' tenants and links rows after them,
+// in order, returning the new links and the moved heads.
+func link(ctx context.Context, db bun.IDB, rows []eventRow) ([]chainRow, []headModel, error) {
 	heads := make(map[uuid.UUID]*headModel)
 	var tenants []uuid.UUID
 	for i := range rows {
@@ -219,45 +305,53 @@ JOIN audit_events AS e ON e.pos = p.pos ORDER BY p.pos LIMIT ?`
 		}
 	}
 	var stored []headModel
-	if err := tx.NewSelect().Model(&stored).Where("tenant_id IN (?)", bun.In(tenants)).Scan(ctx); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return 0, fmt.Errorf("audit: seal: read chain heads: %w", err)
+	if err := db.NewSelect().Model(&stored).Where("tenant_id IN (?)", bun.In(tenants)).Scan(ctx); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, fmt.Errorf("audit: seal: read chain heads: %w", err)
 	}
 	for i := range stored {
 		*heads[stored[i].TenantID] = stored[i]
 	}
 	links := make([]chainRow, len(rows))
-	pos := make([]int64, len(rows))
 	for i := range rows {
 		r := &rows[i]
 		h := heads[r.TenantID]
 		r.Seq, r.PrevHash = h.Seq+1, h.Hash
 		canon, err := r.canonical()
 		if err != nil {
-			return 0, fmt.Errorf("audit: seal: event %s: %w", r.ID, err)
+			return nil, nil, fmt.Errorf("audit: seal: event %s: %w", r.ID, err)
 		}
 		r.Hash = chainHash(r.PrevHash, canon)
 		h.Seq, h.Hash = r.Seq, r.Hash
 		links[i] = chainRow{TenantID: r.TenantID, Seq: r.Seq, Pos: r.Pos, EventID: r.ID, PrevHash: r.PrevHash, Hash: r.Hash}
-		pos[i] = r.Pos
-	}
-	if _, err := tx.NewInsert().Model(&links).Exec(ctx); err != nil {
-		return 0, fmt.Errorf("audit: seal: append links: %w", err)
 	}
 	moved := make([]headModel, 0, len(tenants))
 	for _, t := range tenants {
 		moved = append(moved, *heads[t])
 	}
-	_, err := tx.NewInsert().Model(&moved).
+	return links, moved, nil
+}
+
+// appendLinks writes links and heads in tx and, on Postgres, removes the
+// chained events from audit_pending.
+func appendLinks(ctx context.Context, tx bun.IDB, pg bool, links []chainRow, heads []headModel) error {
+	if _, err := tx.NewInsert().Model(&links).Exec(ctx); err != nil {
+		return fmt.Errorf("audit: seal: append links: %w", err)
+	}
+	_, err := tx.NewInsert().Model(&heads).
 		On("CONFLICT (tenant_id) DO UPDATE").Set("seq = EXCLUDED.seq").Set("hash = EXCLUDED.hash").Exec(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("audit: seal: move chain heads: %w", err)
+		return fmt.Errorf("audit: seal: move chain heads: %w", err)
 	}
 	if pg {
+		pos := make([]int64, len(links))
+		for i := range links {
+			pos[i] = links[i].Pos
+		}
 		if _, err := tx.NewRaw("DELETE FROM audit_pending WHERE pos IN (?)", bun.In(pos)).Exec(ctx); err != nil {
-			return 0, fmt.Errorf("audit: seal: %w", err)
+			return fmt.Errorf("audit: seal: %w", err)
 		}
 	}
-	return len(rows), nil
+	return nil
 }
 
 // unsealedColumns selects an eventRow of audit_events AS e, without a link.
