@@ -84,6 +84,7 @@ type Config struct {
 	WebhookRetryBase   time.Duration `env:"SAASKIT_WEBHOOK_RETRY_BASE" default:"1s" help:"wait after the first failed attempt; it doubles at each attempt, with 50% jitter"`
 	WebhookRetryMax    time.Duration `env:"SAASKIT_WEBHOOK_RETRY_MAX" default:"1h" help:"longest wait between two attempts"`
 	WebhookJobTimeout  time.Duration `env:"SAASKIT_WEBHOOK_JOB_TIMEOUT" default:"30s" help:"longest a processing attempt may run; an attempt left running by a process that died is retried after twice this (checked every 30s)"`
+	WebhookRetention   time.Duration `env:"SAASKIT_WEBHOOK_RETENTION" default:"720h" help:"processed and skipped webhook events older than this are deleted by the workers (failed ones are kept); negative: kept forever"`
 	PaymentGrace       time.Duration `env:"SAASKIT_PAYMENT_GRACE" default:"336h" help:"how long a tenant's payments may fail before payment-service events suspend it"`
 }
 

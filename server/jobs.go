@@ -21,6 +21,7 @@ import (
 	"github.com/uptrace/bun/dialect"
 
 	"github.com/saaskit/saaskit/internal/sqldb"
+	"github.com/saaskit/saaskit/tenancy"
 )
 
 // riverDriver returns the River driver over the *sql.DB that Bun uses.
@@ -177,6 +178,9 @@ func (s *Server) StartWorkers(ctx context.Context) error {
 		return fmt.Errorf("server: start workers: %w", err)
 	}
 	s.integ.worker = c
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.integ.stopPrune = cancel
+	go s.pruneLoop(pctx)
 	s.log.Info("workers started", slog.Int("concurrency", s.cfg.WorkerConcurrency),
 		slog.Int("max_attempts", s.cfg.WebhookMaxAttempts))
 	return nil
@@ -188,6 +192,10 @@ func (s *Server) StopWorkers(ctx context.Context) error {
 	s.integ.mu.Lock()
 	c := s.integ.worker
 	s.integ.worker = nil
+	if s.integ.stopPrune != nil {
+		s.integ.stopPrune()
+		s.integ.stopPrune = nil
+	}
 	s.integ.mu.Unlock()
 	if c == nil {
 		return nil
@@ -241,4 +249,48 @@ func (c *Config) validateWorkers() error {
 		return fmt.Errorf("%w: worker and webhook settings must not be negative", ErrConfig)
 	}
 	return nil
+}
+
+// pruneInterval is how often workers delete old processed events.
+const pruneInterval = time.Hour
+
+// pruneLoop deletes processed and skipped events older than
+// Config.WebhookRetention, at start and then every pruneInterval, until ctx
+// is done. Several processes may run it; the deletes are idempotent.
+func (s *Server) pruneLoop(ctx context.Context) {
+	if s.cfg.WebhookRetention < 0 {
+		return
+	}
+	t := time.NewTicker(pruneInterval)
+	defer t.Stop()
+	for {
+		if n, err := s.pruneEvents(ctx, s.now().Add(-s.cfg.WebhookRetention)); err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "webhooks: pruning old events", slog.Any("error", err))
+		} else if n > 0 {
+			s.log.InfoContext(ctx, "webhooks: pruned old events", slog.Int64("deleted", n))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// pruneEvents deletes every tenant's processed and skipped events received
+// before before, and returns how many. Failed events stay (the dead letter)
+// until replayed or deleted with their connection.
+func (s *Server) pruneEvents(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := s.tx.RunInTx(tenancy.System(ctx), nil, func(ctx context.Context, tx bun.Tx) error {
+		res, err := tx.NewDelete().Model((*WebhookEvent)(nil)).
+			Where("status IN (?)", bun.In([]string{EventProcessed, EventSkipped})).
+			Where("received_at < ?", before).Exec(ctx)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
 }

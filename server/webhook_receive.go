@@ -30,6 +30,8 @@ type webhookState struct {
 	mu   sync.Mutex
 	// worker works jobs while started.
 	worker *river.Client[*sql.Tx]
+	// stopPrune ends the workers' pruning of old events.
+	stopPrune context.CancelFunc
 	// hook runs before each processing attempt (Options.ProcessHook).
 	hook func(ctx context.Context, ev *WebhookEvent, attempt int) error
 }

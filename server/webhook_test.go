@@ -471,3 +471,34 @@ func TestRetryPolicyBackoff(t *testing.T) {
 		}
 	}
 }
+
+func TestWebhookPruneKeepsFailedAndRecent(t *testing.T) {
+	dbtest.Run(t, func(t *testing.T, db *dbtest.DB) {
+		s := newWebhookServer(t, db, Options{ProcessHook: func(ctx context.Context, ev *WebhookEvent, attempt int) error {
+			if ev.EventID == "evt_fail" {
+				return errors.New("always fails")
+			}
+			return nil
+		}})
+		owner := s.register("owner@example.com", "Acme")
+		c := s.connect(owner, ProviderUserService, "acme")
+		for _, id := range []string{"evt_ok", "evt_fail"} {
+			if r := s.send(c, id, event(id, "user.created", map[string]any{"id": id, "email": id + "@example.com"}), time.Now(), c.Secret); r.Status != http.StatusAccepted {
+				t.Fatalf("%d %s", r.Status, r.Body)
+			}
+		}
+		s.waitEvent(owner, "evt_ok", EventProcessed)
+		s.waitEvent(owner, "evt_fail", EventFailed)
+		if n, err := s.srv.pruneEvents(t.Context(), time.Now().Add(-time.Hour)); err != nil || n != 0 {
+			t.Fatalf("pruned %d recent events (%v), want 0", n, err)
+		}
+		n, err := s.srv.pruneEvents(t.Context(), time.Now().Add(time.Hour))
+		if err != nil || n != 1 {
+			t.Fatalf("pruned %d events (%v), want 1", n, err)
+		}
+		evs := s.events(owner, "")
+		if len(evs) != 1 || evs[0].EventID != "evt_fail" {
+			t.Fatalf("after pruning: %+v, want only the failed event", evs)
+		}
+	})
+}
