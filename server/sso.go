@@ -289,7 +289,7 @@ func (s *Server) relyingParty(ctx context.Context, t *tenancy.Tenant, base strin
 	rp, err := oidc.New(ctx, oidc.Config{
 		Issuer: cfg.Issuer, ClientID: cfg.ClientID, ClientSecret: string(secret),
 		RedirectURL: base + prefix + "callback/", Scopes: cfg.Scopes, AllowedDomains: cfg.AllowedDomains,
-		CookieKey: s.sso.keys.cookie, CookieName: "saaskit_oidc_" + t.ID.String()[:8], CookiePath: prefix,
+		CookieKey: s.sso.keys.cookie, CookieName: "saaskit_oidc_" + t.ID.String(), CookiePath: prefix,
 		HTTPClient: s.sso.http, Now: s.now,
 	})
 	if err != nil {
@@ -350,7 +350,7 @@ func (s *Server) serviceProvider(ctx context.Context, t *tenancy.Tenant, base st
 		MetadataURL: base + prefix + "metadata/", ACSURL: base + prefix + "acs/",
 		Key: signer, Certificate: cert, IDPMetadata: []byte(cfg.IDPMetadata),
 		Attributes: cfg.Attributes, AllowIDPInitiated: cfg.AllowIDPInitiated, ReplayCache: s.sso.replay,
-		CookieKey: s.sso.keys.cookie, CookieName: "saaskit_saml_" + t.ID.String()[:8], CookiePath: prefix,
+		CookieKey: s.sso.keys.cookie, CookieName: "saaskit_saml_" + t.ID.String(), CookiePath: prefix,
 		Now: s.now,
 	})
 	if err != nil {

@@ -91,7 +91,7 @@ func (s *Server) newSSOCode(ctx context.Context, tx bun.IDB, userID, tenantID uu
 // ends with a redirect there carrying ?code=, instead of a JSON answer. The
 // URL travels in a cookie signed like the login cookies.
 
-func returnCookieName(t *tenancy.Tenant) string { return "saaskit_sso_return_" + t.ID.String()[:8] }
+func returnCookieName(t *tenancy.Tenant) string { return "saaskit_sso_return_" + t.ID.String() }
 
 func (s *Server) returnMAC(t *tenancy.Tenant, payload string) string {
 	m := hmac.New(sha256.New, s.sso.keys.cookie)
