@@ -86,6 +86,12 @@ type Config struct {
 	WebhookJobTimeout  time.Duration `env:"SAASKIT_WEBHOOK_JOB_TIMEOUT" default:"30s" help:"longest a processing attempt may run; an attempt left running by a process that died is retried after twice this (checked every 30s)"`
 	WebhookRetention   time.Duration `env:"SAASKIT_WEBHOOK_RETENTION" default:"720h" help:"processed and skipped webhook events older than this are deleted by the workers (failed ones are kept); negative: kept forever"`
 	PaymentGrace       time.Duration `env:"SAASKIT_PAYMENT_GRACE" default:"336h" help:"how long a tenant's payments may fail before payment-service events suspend it"`
+
+	// Outbound calls to the providers' APIs: health checks and
+	// reconciliation (saaskit mock-services prints the URLs of its mocks).
+	IntegrationURLs          string        `env:"SAASKIT_INTEGRATION_URLS" default:"" help:"base URLs of the providers' APIs as provider=url,...; e.g. user-service=http://127.0.0.1:9101,payment-service=http://127.0.0.1:9102; a provider without one gets no health checks or reconciliation"`
+	IntegrationCheckInterval time.Duration `env:"SAASKIT_INTEGRATION_CHECK_INTERVAL" default:"1m" help:"how often serve checks the health of each provider with a URL; 0 disables the checks"`
+	ReconcileInterval        time.Duration `env:"SAASKIT_RECONCILE_INTERVAL" default:"1h" help:"how often serve reconciles every connection with its provider (repairing missed webhooks); 0 disables the schedule"`
 }
 
 // Defaults fills every zero field of c with its default.
@@ -191,6 +197,9 @@ func (c *Config) Validate() error {
 	}
 	if c.AuditCheckpointInterval < 0 {
 		return fmt.Errorf("%w: SAASKIT_AUDIT_CHECKPOINT_INTERVAL must not be negative", ErrConfig)
+	}
+	if _, err := c.integrationURLs(); err != nil {
+		return err
 	}
 	if err := c.validateWorkers(); err != nil {
 		return err

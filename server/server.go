@@ -25,6 +25,7 @@ import (
 
 	"github.com/saaskit/saaskit/audit"
 	"github.com/saaskit/saaskit/authn"
+	resilient "github.com/saaskit/saaskit/integrations"
 	"github.com/saaskit/saaskit/internal/sqldb"
 	"github.com/saaskit/saaskit/server/apidocs"
 	"github.com/saaskit/saaskit/tenancy"
@@ -66,6 +67,7 @@ type Server struct {
 	rl          *limiterState
 	integ       *webhookState // webhooks and their jobs
 	sso         *ssoService   // single sign-on per tenant
+	out         *outbound     // calls to the providers, their health, reconciliation
 
 	rotateMu sync.Mutex
 	now      func() time.Time
@@ -98,6 +100,11 @@ type Options struct {
 	// event, in the attempt's transaction; an error fails the attempt (fault
 	// injection in tests).
 	ProcessHook func(ctx context.Context, ev *WebhookEvent, attempt int) error
+	// Integrations configures the outbound client that checks the
+	// providers' health and reconciles connections (breakers are keyed by
+	// provider); the zero value is the client's defaults. An Observer set
+	// here sees every attempt beside the server's health tracker.
+	Integrations resilient.Config
 }
 
 // New opens the database, migrates it, loads or creates the signing keys and
@@ -145,6 +152,10 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.integ.hook = opts.ProcessHook
+	if err := s.setupOutbound(opts.Integrations); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -291,6 +302,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { errc <- srv.Serve(ln) }()
 	go s.rotateLoop(ctx)
 	go s.checkpointLoop(ctx)
+	go s.integrationLoop(ctx)
 	if s.cfg.workersOn() {
 		if err := s.StartWorkers(ctx); err != nil {
 			srv.Close()
