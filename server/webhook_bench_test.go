@@ -9,17 +9,21 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/saaskit/saaskit/internal/dbtest"
+	"github.com/saaskit/saaskit/tenancy"
 	"github.com/saaskit/saaskit/webhooks/webhookstest"
 )
 
 // benchReceiver is a server that only receives (no workers), with one
 // user-service connection.
 type benchReceiver struct {
+	srv  *Server
 	url  string
 	conn ConnectionView
 	c    *http.Client
@@ -61,7 +65,7 @@ func newBenchReceiver(b *testing.B, db *dbtest.DB) *benchReceiver {
 	var reg struct{ Access string }
 	post("/api/auth/register/", "", map[string]any{"email": "bench@example.com", "password": testPassword,
 		"full_name": "Bench", "tenant_name": "Bench"}, &reg)
-	r := &benchReceiver{url: ts.URL, c: c}
+	r := &benchReceiver{srv: srv, url: ts.URL, c: c}
 	post("/api/integrations/connections/", reg.Access, map[string]any{"provider": ProviderUserService, "external_account": "bench"}, &r.conn)
 	return r
 }
@@ -132,5 +136,63 @@ func BenchmarkWebhookBatch(b *testing.B) {
 			}
 		})
 		b.ReportMetric(float64(b.N*100)/time.Since(start).Seconds(), "events/s")
+	})
+}
+
+// BenchmarkWebhookEndToEnd sends signed events at a steady rate (-rate,
+// default 500/s) for two seconds with the workers on, waits until every one
+// is processed, and reports the latency from receipt to processed (the
+// processing transaction's time) at p50 and p99. Run it with
+// -benchtime=1x.
+func BenchmarkWebhookEndToEnd(b *testing.B) {
+	benchDBs(b, func(b *testing.B, db *dbtest.DB) {
+		r := newBenchReceiver(b, db)
+		if err := r.srv.StartWorkers(b.Context()); err != nil {
+			b.Fatal(err)
+		}
+		const rate, seconds = 500, 2
+		for b.Loop() {
+			tick := time.NewTicker(time.Second / rate)
+			sem := make(chan struct{}, 64)
+			var wg sync.WaitGroup
+			for range rate * seconds {
+				<-tick.C
+				sem <- struct{}{}
+				wg.Go(func() {
+					defer func() { <-sem }()
+					id := fmt.Sprintf("evt_%d", benchSeq.Add(1))
+					r.send(b, r.conn.WebhookURL, id, event(id, "user.created", map[string]any{"id": id, "email": id + "@example.com"}))
+				})
+			}
+			tick.Stop()
+			wg.Wait()
+			var lat []time.Duration
+			deadline := time.Now().Add(2 * time.Minute)
+			for {
+				var evs []WebhookEvent
+				err := r.srv.db.NewSelect().Model(&evs).Column("received_at", "processed_at", "status").
+					Scan(tenancy.System(b.Context()))
+				if err != nil {
+					b.Fatal(err)
+				}
+				lat = lat[:0]
+				for _, e := range evs {
+					if e.ProcessedAt != nil {
+						lat = append(lat, e.ProcessedAt.Sub(e.ReceivedAt))
+					}
+				}
+				if len(lat) == len(evs) || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			slices.Sort(lat)
+			if len(lat) == 0 {
+				b.Fatal("nothing processed")
+			}
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+			b.ReportMetric(float64(len(lat)), "processed")
+		}
 	})
 }
