@@ -147,7 +147,8 @@ func (s *Server) newJobClient(work bool) (*river.Client[*sql.Tx], error) {
 		if err := river.AddWorkerSafely(workers, &webhookWorker{s: s}); err != nil {
 			return nil, err
 		}
-		cool := min(max(cfg.WorkerPollInterval/2, time.Millisecond), 100*time.Millisecond)
+		// A short cooldown lets a notified or busy worker fetch again soon.
+		cool := min(max(cfg.WorkerPollInterval/2, time.Millisecond), 5*time.Millisecond)
 		rc.Workers = workers
 		rc.FetchPollInterval = max(cfg.WorkerPollInterval, cool)
 		rc.FetchCooldown = cool
