@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +21,7 @@ import (
 
 // TestWebhookCrashSafety starts the real binary, sends a burst of signed
 // events, kills it with SIGKILL right after the last 202, starts it again
+// as a receiver (SAASKIT_WORKERS=off) next to a "saaskit worker" process,
 // and finds every accepted event processed, each applied exactly once.
 func TestWebhookCrashSafety(t *testing.T) {
 	if testing.Short() {
@@ -40,17 +42,22 @@ func TestWebhookCrashSafety(t *testing.T) {
 			url += sep + "search_path=" + db.Schema
 		}
 		addr := freeAddr(t)
-		start := func() *exec.Cmd {
+		run := func(command, workers string) *exec.Cmd {
 			t.Helper()
-			cmd := exec.Command(bin, "serve")
-			cmd.Env = append(os.Environ(), "SAASKIT_DATABASE_URL="+url, "SAASKIT_ADDR="+addr,
+			cmd := exec.Command(bin, command)
+			cmd.Env = append(os.Environ(), "SAASKIT_DATABASE_URL="+url, "SAASKIT_ADDR="+addr, "SAASKIT_WORKERS="+workers,
 				"SAASKIT_RATE_LIMIT_API=0", "SAASKIT_RATE_LIMIT_AUTH=0", "SAASKIT_RATE_LIMIT_ANON=0",
 				"SAASKIT_LOG_LEVEL=error", "SAASKIT_WORKER_POLL_INTERVAL=10ms", "SAASKIT_WEBHOOK_JOB_TIMEOUT=1s", "SAASKIT_HASH_CONCURRENCY=2")
-			cmd.Stdout, cmd.Stderr = t.Output(), t.Output()
+			cmd.Stdout, cmd.Stderr = io.Discard, t.Output()
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() }) //nolint:errcheck
+			return cmd
+		}
+		start := func(workers string) *exec.Cmd {
+			t.Helper()
+			cmd := run("serve", workers)
 			deadline := time.Now().Add(60 * time.Second)
 			for {
 				resp, err := http.Get("http://" + addr + "/readyz")
@@ -72,7 +79,7 @@ func TestWebhookCrashSafety(t *testing.T) {
 		proxy := httptest.NewServer(httputil.NewSingleHostReverseProxy(target))
 		t.Cleanup(proxy.Close)
 		s := &testServer{t: t, db: db, ts: proxy}
-		cmd := start()
+		cmd := start("on")
 		owner := s.register("owner@example.com", "Acme")
 		c := s.connect(owner, ProviderUserService, "acme")
 
@@ -105,7 +112,9 @@ func TestWebhookCrashSafety(t *testing.T) {
 
 		// Jobs the killed process had fetched are worked again once River's
 		// rescuer (every 30s) finds them running for twice the job timeout.
-		start()
+		// This time serve only receives and "saaskit worker" processes.
+		start("off")
+		run("worker", "on")
 		deadline := time.Now().Add(150 * time.Second)
 		for {
 			done := 0
