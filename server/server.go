@@ -178,7 +178,7 @@ func (s *Server) setup(ctx context.Context) error {
 				slog.String("hint", "set SAASKIT_DB_APP_ROLE or connect as an unprivileged role"))
 		}
 	}
-	s.db.AddQueryHook(tenancy.NewGuard("members"))
+	s.db.AddQueryHook(tenancy.NewGuard("members", "integration_connections", "webhook_events", "integration_links"))
 	s.tx = &tenancy.TxRunner{DB: s.db, Role: role}
 	s.tenants = &tenancy.Store{Now: s.now}
 	s.lookup = &tenancy.CachedLookup{DB: s.db, Store: s.tenants}
