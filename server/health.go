@@ -65,8 +65,13 @@ type healthSample struct {
 }
 
 type providerHealth struct {
-	breaker     resilient.State
+	breaker resilient.State
+	// samples are the attempts in the window, oldest first; failed and
+	// slow count those among them that failed or took longer than slowP95,
+	// so that an attempt costs no scan of the window.
 	samples     []healthSample
+	failed      int
+	slow        int
 	lastSuccess *time.Time
 	lastFailure *time.Time
 	lastError   string
@@ -161,10 +166,7 @@ func (h *healthTracker) OnAttempt(info resilient.AttemptInfo) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	ph := h.get(info.Key)
-	ph.samples = append(ph.samples, healthSample{at: now, d: info.Duration, ok: ok})
-	if len(ph.samples) > healthMaxSamples {
-		ph.samples = slices.Delete(ph.samples, 0, len(ph.samples)-healthMaxSamples)
-	}
+	ph.add(healthSample{at: now, d: info.Duration, ok: ok})
 	t := now
 	if ok {
 		ph.lastSuccess, ph.consecutive = &t, 0
@@ -192,33 +194,64 @@ func (h *healthTracker) OnStateChange(key string, from, to resilient.State) {
 	h.evaluate(key, ph, h.now())
 }
 
-// stats returns the error rate, attempt count and p50/p95 over the window;
-// it holds h.mu.
-func (ph *providerHealth) stats(now time.Time) (rate float64, n int, p50, p95 time.Duration) {
+func (ph *providerHealth) add(smp healthSample) {
+	ph.samples = append(ph.samples, smp)
+	if !smp.ok {
+		ph.failed++
+	}
+	if smp.d > slowP95 {
+		ph.slow++
+	}
+	if len(ph.samples) > healthMaxSamples {
+		ph.drop(len(ph.samples) - healthMaxSamples)
+	}
+}
+
+// drop forgets the k oldest samples.
+func (ph *providerHealth) drop(k int) {
+	for _, smp := range ph.samples[:k] {
+		if !smp.ok {
+			ph.failed--
+		}
+		if smp.d > slowP95 {
+			ph.slow--
+		}
+	}
+	ph.samples = ph.samples[k:]
+}
+
+// prune forgets the samples older than the window; it returns the error
+// rate, the attempt count and the share of slow attempts in the window.
+func (ph *providerHealth) prune(now time.Time) (rate float64, n int, slowShare float64) {
 	cut := now.Add(-healthWindow)
 	i, _ := slices.BinarySearchFunc(ph.samples, cut, func(s healthSample, t time.Time) int { return s.at.Compare(t) })
-	ph.samples = ph.samples[i:]
+	ph.drop(i)
 	n = len(ph.samples)
 	if n == 0 {
-		return 0, 0, 0, 0
+		return 0, 0, 0
 	}
-	failed := 0
-	ds := make([]time.Duration, 0, n)
-	for _, s := range ph.samples {
-		if !s.ok {
-			failed++
-		}
-		ds = append(ds, s.d)
+	return float64(ph.failed) / float64(n), n, float64(ph.slow) / float64(n)
+}
+
+// percentiles returns p50 and p95 of the window's durations.
+func (ph *providerHealth) percentiles() (p50, p95 time.Duration) {
+	n := len(ph.samples)
+	if n == 0 {
+		return 0, 0
+	}
+	ds := make([]time.Duration, n)
+	for i, s := range ph.samples {
+		ds[i] = s.d
 	}
 	slices.Sort(ds)
 	pct := func(p float64) time.Duration { return ds[min(n-1, int(p*float64(n)))] }
-	return float64(failed) / float64(n), n, pct(0.50), pct(0.95)
+	return pct(0.50), pct(0.95)
 }
 
 // evaluate recomputes the provider's state and queues a change; it holds
 // h.mu.
 func (h *healthTracker) evaluate(provider string, ph *providerHealth, now time.Time) {
-	rate, n, _, p95 := ph.stats(now)
+	rate, n, slowShare := ph.prune(now)
 	h.errorRate.WithLabelValues(provider).Set(rate)
 	state, reason := HealthHealthy, ""
 	switch {
@@ -230,8 +263,8 @@ func (h *healthTracker) evaluate(provider string, ph *providerHealth, now time.T
 		state, reason = HealthDegraded, "circuit breaker half-open"
 	case n >= degradedMinSamples && rate >= degradedErrorRate:
 		state, reason = HealthDegraded, "error rate "+percent(rate)
-	case n >= degradedMinSamples && p95 > slowP95:
-		state, reason = HealthDegraded, "p95 latency "+p95.String()
+	case n >= degradedMinSamples && slowShare > 0.05:
+		state, reason = HealthDegraded, "p95 latency above "+slowP95.String()
 	case ph.lastSuccess == nil && ph.lastFailure == nil:
 		state = HealthUnknown
 	}
@@ -242,6 +275,7 @@ func (h *healthTracker) evaluate(provider string, ph *providerHealth, now time.T
 	t := now
 	ph.state, ph.since = state, &t
 	h.setStateGauge(provider, state)
+	_, p95 := ph.percentiles() // only on a change
 	h.pending = append(h.pending, healthChange{provider: provider, from: from, to: state, reason: reason,
 		errorRate: rate, p95: p95, at: now})
 	level := slog.LevelInfo
@@ -269,7 +303,8 @@ func (h *healthTracker) snapshot(provider string) ProviderHealth {
 	ph := h.get(provider)
 	now := h.now()
 	h.evaluate(provider, ph, now) // the window moves on without attempts
-	rate, n, p50, p95 := ph.stats(now)
+	rate, n, _ := ph.prune(now)
+	p50, p95 := ph.percentiles()
 	return ProviderHealth{Provider: provider, State: ph.state, Since: ph.since, Breaker: ph.breaker.String(),
 		ErrorRate: rate, Attempts: n, P50Ms: ms(p50), P95Ms: ms(p95), LastSuccess: ph.lastSuccess,
 		LastFailure: ph.lastFailure, LastError: ph.lastError, ConsecutiveFailures: ph.consecutive}

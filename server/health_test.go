@@ -125,3 +125,14 @@ func TestIntegrationURLsConfig(t *testing.T) {
 		t.Errorf("trailing slash kept: %v", got)
 	}
 }
+
+// BenchmarkHealthOnAttempt is the health tracker's cost per observed
+// attempt (it runs on the caller's goroutine for every outbound call).
+func BenchmarkHealthOnAttempt(b *testing.B) {
+	h := newHealthTracker(prometheus.NewRegistry(), time.Now, slog.New(slog.DiscardHandler))
+	info := resilient.AttemptInfo{Key: ProviderUserService, StatusCode: 200, Duration: time.Millisecond}
+	b.ReportAllocs()
+	for b.Loop() {
+		h.OnAttempt(info)
+	}
+}

@@ -151,6 +151,10 @@ func TestIntegrationsEndToEnd(t *testing.T) {
 		var bob mockservices.User
 		usersUp.call(t, "POST", "/v1/users", map[string]any{"email": "bob@e2e.example.com"}, &bob)
 		s.waitEvent(owner, lastDelivery(t, users.Sender()).EventID, EventProcessed)
+		// The owner is in the directory too; an integration never removes it.
+		var own mockservices.User
+		usersUp.call(t, "POST", "/v1/users", map[string]any{"email": "owner@e2e.example.com"}, &own)
+		s.waitEvent(owner, lastDelivery(t, users.Sender()).EventID, EventProcessed)
 		if m := s.members(owner); m["ann@e2e.example.com"] != "user" || m["bob@e2e.example.com"] != "user" {
 			t.Fatalf("members after webhooks: %v", m)
 		}
@@ -170,8 +174,9 @@ func TestIntegrationsEndToEnd(t *testing.T) {
 		usersUp.call(t, "POST", "/v1/users", map[string]any{"email": "cy@e2e.example.com"}, &cy)
 		usersUp.call(t, "PATCH", "/v1/users/"+ann.ID, map[string]any{"role": "admin"}, nil)
 		usersUp.call(t, "DELETE", "/v1/users/"+bob.ID, nil, nil)
+		usersUp.call(t, "DELETE", "/v1/users/"+own.ID, nil, nil)
 		payUp.call(t, "PATCH", "/v1/subscriptions/"+sub.ID, map[string]any{"plan": "enterprise"}, nil)
-		for _, d := range append(users.Sender().Deliveries()[2:], pay.Sender().Deliveries()[1:]...) {
+		for _, d := range append(users.Sender().Deliveries()[3:], pay.Sender().Deliveries()[1:]...) {
 			if !d.Dropped {
 				t.Fatalf("webhook %s was sent", d.Type)
 			}
@@ -183,10 +188,21 @@ func TestIntegrationsEndToEnd(t *testing.T) {
 		// Reconciliation repairs the drift and reports it.
 		var rep ReconcileReport
 		s.must(http.StatusOK, "POST", "/api/integrations/connections/"+uc.ID.String()+"/reconcile/", owner.Access, nil).decode(t, &rep)
-		if rep.Fetched != 2 || rep.Created != 1 || rep.Updated != 1 || rep.Removed != 1 || rep.Unchanged != 0 || rep.Error != "" {
+		if rep.Fetched != 2 || rep.Created != 1 || rep.Updated != 1 || rep.Removed != 1 || rep.Skipped != 1 || rep.Unchanged != 0 || rep.Error != "" {
 			t.Fatalf("user reconcile report: %+v", rep)
 		}
-		if m := s.members(owner); m["ann@e2e.example.com"] != "admin" || m["bob@e2e.example.com"] != "" || m["cy@e2e.example.com"] != "user" {
+		actions := map[string]string{}
+		for _, c := range rep.Changes {
+			actions[c.ExternalID] = c.Action
+			if c.Action == "skipped" && !strings.Contains(c.Reason, "owner") {
+				t.Errorf("skip reason: %q", c.Reason)
+			}
+		}
+		if actions[ann.ID] != "updated" || actions[bob.ID] != "removed" || actions[cy.ID] != "created" || actions[own.ID] != "skipped" {
+			t.Fatalf("changes: %v", actions)
+		}
+		if m := s.members(owner); m["ann@e2e.example.com"] != "admin" || m["bob@e2e.example.com"] != "" || m["cy@e2e.example.com"] != "user" ||
+			m["owner@e2e.example.com"] != "owner" {
 			t.Fatalf("members after reconciling: %v", m)
 		}
 		s.must(http.StatusOK, "POST", "/api/integrations/connections/"+pc.ID.String()+"/reconcile/", owner.Access, nil).decode(t, &rep)
@@ -211,7 +227,7 @@ func TestIntegrationsEndToEnd(t *testing.T) {
 		}
 		// A second run finds nothing to repair.
 		s.must(http.StatusOK, "POST", "/api/integrations/connections/"+uc.ID.String()+"/reconcile/", owner.Access, nil).decode(t, &rep)
-		if rep.Created+rep.Updated+rep.Removed != 0 || rep.Unchanged != 2 {
+		if rep.Created+rep.Updated+rep.Removed != 0 || rep.Unchanged != 2 || rep.Skipped != 1 {
 			t.Fatalf("second reconcile: %+v", rep)
 		}
 		if h := connHealth(t, s.integrationHealth(owner.Access), ProviderUserService); h.LastReconcile == nil || h.Health.State != HealthHealthy {
@@ -288,6 +304,12 @@ func TestIntegrationsEndToEnd(t *testing.T) {
 		got := strings.Join(path, ",")
 		if !strings.HasPrefix(got, "healthy,") || !strings.Contains(got, ",down,") || strings.HasSuffix(got, ",down") {
 			t.Fatalf("user-service history: %s", got)
+		}
+		// Another tenant's admin cannot reconcile or see this connection.
+		other := s.register("owner@other.example.com", "Other")
+		problemOf(t, s.do("POST", "/api/integrations/connections/"+uc.ID.String()+"/reconcile/", other.Access, nil), http.StatusNotFound)
+		if v := s.integrationHealth(other.Access); len(v.Connections) != 0 || v.Providers != nil {
+			t.Fatalf("other tenant's view: %+v", v)
 		}
 		// A member is not an integration admin.
 		member := s.addMember(owner, "dee@e2e.example.com", "user")

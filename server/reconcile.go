@@ -159,7 +159,9 @@ func (s *Server) Reconcile(ctx context.Context, connID uuid.UUID) (*ReconcileRep
 	err := s.reconcile(ctx, conn, rep)
 	rep.FinishedAt = s.now()
 	if err != nil {
-		rep.Error = err.Error()
+		// Nothing was committed: report no repairs.
+		*rep = ReconcileReport{ConnectionID: rep.ConnectionID, Provider: rep.Provider, StartedAt: rep.StartedAt,
+			FinishedAt: rep.FinishedAt, Fetched: rep.Fetched, Changes: []ReconcileChange{}, Error: err.Error()}
 	}
 	s.out.mu.Lock()
 	s.out.reports[conn.ID] = rep
@@ -235,28 +237,27 @@ func (s *Server) reconcile(ctx context.Context, conn *IntegrationConnection, rep
 			}
 			return "updated", nil
 		}
+		var err error
 		switch conn.Provider {
 		case ProviderUserService:
-			return s.reconcileUsers(ctx, tx, conn, items, rep, apply)
+			err = s.reconcileUsers(ctx, tx, conn, items, rep, apply)
 		default:
-			return s.reconcileBilling(ctx, tx, conn, items, rep, apply)
+			err = s.reconcileBilling(ctx, tx, conn, items, rep, apply)
 		}
+		if err != nil || rep.Created+rep.Updated+rep.Removed == 0 {
+			return err
+		}
+		// The summary commits with the repairs it counts.
+		return s.record(ctx, tx, &audit.Event{TenantID: conn.TenantID, Action: ActionReconciled,
+			ResourceType: "integration_connection", ResourceID: conn.ID.String(), Changes: map[string]audit.Change{
+				"created": {After: rep.Created}, "updated": {After: rep.Updated}, "removed": {After: rep.Removed},
+				"skipped": {After: rep.Skipped}}})
 	})
 	if changed != nil {
 		s.lookup.Forget(changed.ID.String())
 		s.lookup.Forget(changed.Slug)
 	}
-	if err != nil {
-		return err
-	}
-	if rep.Created+rep.Updated+rep.Removed == 0 {
-		return nil
-	}
-	return s.tx.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		return s.record(ctx, tx, &audit.Event{TenantID: conn.TenantID, Action: ActionReconciled,
-			ResourceType: "integration_connection", ResourceID: conn.ID.String(), Changes: map[string]audit.Change{
-				"created": {After: rep.Created}, "updated": {After: rep.Updated}, "removed": {After: rep.Removed}}})
-	})
+	return err
 }
 
 type applyFunc func(kind, linkID, typ string, data json.RawMessage) (string, error)
