@@ -63,7 +63,9 @@
 // [Store.Checkpoint] seals first. Until it is chained, an event is only as
 // safe as any row of the database: it is not yet covered by the hash chain.
 // [List] and [Get] read chained events only; [Verify] counts the unchained
-// ones (VerifyResult.Unsealed) without calling the chain broken.
+// ones (VerifyResult.Unsealed) without calling the chain broken, so an event
+// kept from the chain (on Postgres, by deleting its audit_pending entry,
+// which Seal's role may do) stays visible there.
 //
 // On SQLite audit_events has no index besides its rowid, so that a request
 // writes one row at the end of one B-tree; filtered reads of the log scan
