@@ -155,11 +155,11 @@ func (s *Server) integrationLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-checkC:
-			if err := s.CheckIntegrations(ctx); err != nil {
+			if err := s.CheckIntegrations(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("integrations: health check failed", slog.Any("error", err))
 			}
 		case <-reconcileC:
-			if err := s.ReconcileAll(ctx); err != nil {
+			if err := s.ReconcileAll(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("integrations: reconciliation failed", slog.Any("error", err))
 			}
 		}

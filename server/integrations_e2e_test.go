@@ -2,9 +2,11 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -315,5 +317,55 @@ func TestIntegrationsEndToEnd(t *testing.T) {
 		member := s.addMember(owner, "dee@e2e.example.com", "user")
 		problemOf(t, s.do("GET", "/api/integrations/health/", member.Access, nil), http.StatusForbidden)
 		problemOf(t, s.do("POST", "/api/integrations/connections/"+uc.ID.String()+"/reconcile/", member.Access, nil), http.StatusForbidden)
+	})
+}
+
+// TestIntegrationScheduleInServe: Serve checks the providers' health and
+// reconciles the connections on their intervals, so that a webhook the
+// mock dropped is repaired without anyone asking.
+func TestIntegrationScheduleInServe(t *testing.T) {
+	dbtest.Run(t, func(t *testing.T, db *dbtest.DB) {
+		usersUp, payUp := newUpstream(t), newUpstream(t)
+		s := newTestServerOpts(t, db, Options{}, fastWorkers, func(c *Config) {
+			c.IntegrationURLs = "user-service=" + usersUp.ts.URL + ",payment-service=" + payUp.ts.URL
+			c.IntegrationCheckInterval = 20 * time.Millisecond
+			c.ReconcileInterval = 50 * time.Millisecond
+		})
+		owner := s.register("owner@sched.example.com", "Sched")
+		uc := s.connect(owner, ProviderUserService, "acct_1")
+		users, _ := mockservices.NewUserService(mockservices.Config{Faults: mockservices.Faults{DropWebhookRate: 1},
+			Webhook: mockservices.Webhook{URL: s.ts.URL + uc.WebhookURL, Secret: uc.Secret}})
+		pay, _ := mockservices.NewPaymentService(mockservices.Config{})
+		usersUp.set(users)
+		payUp.set(pay)
+		usersUp.call(t, "POST", "/v1/users", map[string]any{"email": "eve@sched.example.com"}, nil)
+
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- s.srv.Serve(ctx, ln) }()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			h := connHealth(t, s.integrationHealth(owner.Access), ProviderUserService)
+			if h.Health.State == HealthHealthy && h.LastReconcile != nil && s.members(owner)["eve@sched.example.com"] == "user" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no scheduled check and reconcile: %+v", h)
+			}
+			time.Sleep(20 * time.Millisecond) // polling interval, not a timing assertion
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+		var n int
+		if err := s.srv.db.NewSelect().Table("integration_health_history").Where("provider = ?", ProviderUserService).
+			Where("to_state = ?", HealthHealthy).ColumnExpr("count(*)").Scan(t.Context(), &n); err != nil || n == 0 {
+			t.Fatalf("history of the scheduled checks: %d %v", n, err)
+		}
 	})
 }

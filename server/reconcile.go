@@ -167,7 +167,10 @@ func (s *Server) Reconcile(ctx context.Context, connID uuid.UUID) (*ReconcileRep
 	s.out.reports[conn.ID] = rep
 	s.out.mu.Unlock()
 	level := slog.LevelInfo
-	if err != nil {
+	switch {
+	case err != nil && ctx.Err() != nil:
+		level = slog.LevelDebug // stopped by shutdown or the caller
+	case err != nil:
 		level = slog.LevelWarn
 	}
 	s.log.Log(ctx, level, "integrations: reconciled", slog.String("provider", conn.Provider),
