@@ -173,7 +173,7 @@ func (s *Server) setupRateLimits(reg prometheus.Registerer) error {
 		st.closers = append(st.closers, client.Close)
 		st.limiter = redislimit.New(client, redislimit.Config{Prefix: s.cfg.RedisPrefix})
 	} else {
-		mem := ratelimit.NewMemory(ratelimit.MemoryConfig{})
+		mem := ratelimit.NewMemory(ratelimit.MemoryConfig{Now: s.now})
 		st.closers = append(st.closers, mem.Close)
 		st.limiter = mem
 	}

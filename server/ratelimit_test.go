@@ -78,7 +78,8 @@ func rateHeaders(r *response) string {
 
 func TestRateLimitBurstThenRefusal(t *testing.T) {
 	dbtest.Run(t, func(t *testing.T, db *dbtest.DB) {
-		s := newTestServer(t, db, func(c *Config) {
+		at := time.Now()
+		s := newTestServerOpts(t, db, Options{Now: func() time.Time { return at }}, func(c *Config) {
 			c.RateLimitAPI = "3/1m"
 			c.RateLimitAnon = "2/1m"
 			c.RateLimitPlans = "pro=1/1m,enterprise=0"
@@ -149,7 +150,10 @@ func TestRateLimitLoginPerEmailAndIP(t *testing.T) {
 	dbtest.Run(t, func(t *testing.T, db *dbtest.DB) {
 		s := newTestServer(t, db)
 		s.register("victim@rl.example.com", "Victim")
-		limited := newTestServer(t, db, func(c *Config) {
+		// A stopped clock: the exact header values below do not depend on
+		// how long the password checks take.
+		at := time.Now()
+		limited := newTestServerOpts(t, db, Options{Now: func() time.Time { return at }}, func(c *Config) {
 			c.RateLimitAuth = "3/1m"
 			c.TrustedProxies = "127.0.0.1/32"
 		})
