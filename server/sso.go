@@ -15,11 +15,14 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
 
+	crewjam "github.com/crewjam/saml"
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
@@ -82,6 +85,7 @@ type oidcSettings struct {
 // samlSettings are the stored, non-secret settings of a SAML connection.
 type samlSettings struct {
 	IDPMetadata       string                `json:"idp_metadata"`
+	IDPMetadataURL    string                `json:"idp_metadata_url,omitempty"` // where IDPMetadata was fetched from
 	IDPEntityID       string                `json:"idp_entity_id"`
 	Attributes        saml.AttributeMap     `json:"attributes"`
 	RoleMap           map[string]authn.Role `json:"role_map,omitempty"`
@@ -363,4 +367,68 @@ func (s *Server) serviceProvider(ctx context.Context, t *tenancy.Tenant, base st
 	s.sso.saml[key] = cachedSP{version: c.version(), sp: sp, cfg: cfg}
 	s.sso.mu.Unlock()
 	return sp, cfg, nil
+}
+
+// maxIDPMetadata bounds a fetched IdP metadata document.
+const maxIDPMetadata = 1 << 20
+
+// checkIDPMetadata parses IdP metadata and requires a signing certificate.
+// Its errors are fit to show the tenant's admin.
+func checkIDPMetadata(raw []byte) (*crewjam.EntityDescriptor, error) {
+	ed, err := saml.ParseMetadata(raw)
+	if err != nil {
+		return nil, errors.New("not IdP metadata: " + publicMessage(err))
+	}
+	if _, err := saml.SigningCertificates(ed); err != nil {
+		return nil, errors.New(publicMessage(err))
+	}
+	return ed, nil
+}
+
+// fetchIDPMetadata downloads IdP metadata (http or https, at most
+// maxIDPMetadata bytes, within the SSO client's timeout) and checks it.
+// Its errors are fit to show the tenant's admin.
+func (s *Server) fetchIDPMetadata(ctx context.Context, rawURL string) ([]byte, *crewjam.EntityDescriptor, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, nil, errors.New("must be an absolute https or http URL")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, nil, errors.New("must be an absolute https or http URL")
+	}
+	req.Header.Set("Accept", "application/samlmetadata+xml, application/xml, text/xml")
+	resp, err := s.sso.http.Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fetching the metadata failed: %s", ssoFetchError(err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, nil, fmt.Errorf("fetching the metadata failed: HTTP status %d", resp.StatusCode)
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxIDPMetadata+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("fetching the metadata failed: %s", ssoFetchError(err))
+	}
+	if len(raw) > maxIDPMetadata {
+		return nil, nil, fmt.Errorf("the metadata is larger than %d bytes", maxIDPMetadata)
+	}
+	ed, err := checkIDPMetadata(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	return raw, ed, nil
+}
+
+// ssoFetchError describes a failed request without the wrapping of
+// url.Error, which repeats the URL.
+func ssoFetchError(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "timed out"
+	}
+	return err.Error()
 }

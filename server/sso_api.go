@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	crewjam "github.com/crewjam/saml"
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
@@ -43,6 +44,7 @@ type OIDCConnectionView struct {
 // private key is never returned.
 type SAMLConnectionView struct {
 	IDPEntityID       string                `json:"idp_entity_id"`
+	IDPMetadataURL    string                `json:"idp_metadata_url,omitempty" doc:"Where the IdP metadata is fetched from, when it is not given inline."`
 	Attributes        saml.AttributeMap     `json:"attributes"`
 	RoleMap           map[string]authn.Role `json:"role_map"`
 	AllowIDPInitiated bool                  `json:"allow_idp_initiated"`
@@ -82,7 +84,8 @@ type putOIDCInput struct {
 type putSAMLInput struct {
 	ID   uuid.UUID `path:"id"`
 	Body struct {
-		IDPMetadata       string                `json:"idp_metadata" minLength:"1" maxLength:"1000000" doc:"The IdP's metadata XML."`
+		IDPMetadata       string                `json:"idp_metadata,omitempty" maxLength:"1000000" doc:"The IdP's metadata XML; or give idp_metadata_url."`
+		IDPMetadataURL    string                `json:"idp_metadata_url,omitempty" maxLength:"2000" doc:"Where the server fetches the IdP's metadata (https, or http on a trusted network), now and at each test of the connection; or give idp_metadata."`
 		Attributes        saml.AttributeMap     `json:"attributes,omitempty"`
 		RoleMap           map[string]authn.Role `json:"role_map,omitempty" doc:"Asserted role or group value to member role (user or admin) for new members."`
 		AllowIDPInitiated bool                  `json:"allow_idp_initiated,omitempty"`
@@ -106,6 +109,11 @@ func (s *Server) registerSSO(api huma.API) {
 	register(s, api, huma.Operation{
 		OperationID: "put-sso-saml", Method: http.MethodPut, Path: "/api/tenants/{id}/sso/saml/", Tags: tags,
 		Summary: "Set the tenant's SAML IdP; the SP key is generated once (admin)", Security: bearerAuth,
+		Description: "Give the IdP's metadata either inline (`idp_metadata`, XML) or by URL (`idp_metadata_url`), not both. " +
+			"A URL is fetched now (10 s timeout, at most 1 MiB, redirects followed) and the fetched XML is stored; " +
+			"`POST .../sso/saml/test/` fetches it again and stores the new copy, for example after the IdP rolled its certificate. " +
+			"Metadata that does not parse, or has no signing certificate, is refused with 422 and the reason. " +
+			"http URLs are accepted but nothing authenticates the document then: use https except on a trusted network.",
 		Errors: []int{http.StatusServiceUnavailable},
 	}, s.handlePutSAML)
 	for _, kind := range []string{ssoOIDC, ssoSAML} {
@@ -188,7 +196,7 @@ func samlView(t *tenancy.Tenant, c *ssoConnection) (*SAMLConnectionView, error) 
 		rm = map[string]authn.Role{}
 	}
 	return &SAMLConnectionView{
-		IDPEntityID: cfg.IDPEntityID, Attributes: cfg.Attributes, RoleMap: rm, AllowIDPInitiated: cfg.AllowIDPInitiated,
+		IDPEntityID: cfg.IDPEntityID, IDPMetadataURL: cfg.IDPMetadataURL, Attributes: cfg.Attributes, RoleMap: rm, AllowIDPInitiated: cfg.AllowIDPInitiated,
 		DefaultRole: cfg.DefaultRole, ReturnURLs: nonNil(cfg.ReturnURLs), SPCertificate: cfg.Certificate,
 		MetadataPath: prefix + "metadata/", LoginPath: prefix + "login/", ACSPath: prefix + "acs/", UpdatedAt: c.UpdatedAt,
 	}, nil
@@ -263,9 +271,20 @@ func (s *Server) handlePutSAML(ctx context.Context, in *putSAMLInput) (*struct{ 
 		return nil, err
 	}
 	b := in.Body
-	ed, err := saml.ParseMetadata([]byte(b.IDPMetadata))
-	if err != nil {
-		return nil, invalid("body.idp_metadata", publicMessage(err), nil)
+	var ed *crewjam.EntityDescriptor
+	switch {
+	case (b.IDPMetadata == "") == (b.IDPMetadataURL == ""):
+		return nil, invalid("body", "give exactly one of idp_metadata and idp_metadata_url", nil)
+	case b.IDPMetadataURL != "":
+		raw, parsed, err := s.fetchIDPMetadata(ctx, b.IDPMetadataURL)
+		if err != nil {
+			return nil, invalid("body.idp_metadata_url", err.Error(), b.IDPMetadataURL)
+		}
+		b.IDPMetadata, ed = string(raw), parsed
+	default:
+		if ed, err = checkIDPMetadata([]byte(b.IDPMetadata)); err != nil {
+			return nil, invalid("body.idp_metadata", err.Error(), nil)
+		}
 	}
 	for k, r := range b.RoleMap {
 		if r != authn.RoleUser && r != authn.RoleAdmin {
@@ -275,7 +294,7 @@ func (s *Server) handlePutSAML(ctx context.Context, in *putSAMLInput) (*struct{ 
 	if err := checkReturnURLs("body.return_urls", b.ReturnURLs); err != nil {
 		return nil, err
 	}
-	cfg := samlSettings{IDPMetadata: b.IDPMetadata, IDPEntityID: ed.EntityID, Attributes: b.Attributes, RoleMap: b.RoleMap,
+	cfg := samlSettings{IDPMetadata: b.IDPMetadata, IDPMetadataURL: b.IDPMetadataURL, IDPEntityID: ed.EntityID, Attributes: b.Attributes, RoleMap: b.RoleMap,
 		AllowIDPInitiated: b.AllowIDPInitiated, DefaultRole: b.DefaultRole, ReturnURLs: b.ReturnURLs}
 	if cfg.DefaultRole == "" {
 		cfg.DefaultRole = authn.RoleUser
@@ -303,7 +322,7 @@ func (s *Server) handlePutSAML(ctx context.Context, in *putSAMLInput) (*struct{ 
 		cfg.Certificate = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}))
 	}
 	c, err := s.saveConnection(ctx, t, ssoSAML, cfg, secret, keep, map[string]audit.Change{
-		"idp_entity_id": {After: cfg.IDPEntityID}, "allow_idp_initiated": {After: cfg.AllowIDPInitiated}, "sp_key_generated": {After: !keep},
+		"idp_entity_id": {After: cfg.IDPEntityID}, "idp_metadata_url": {After: cfg.IDPMetadataURL}, "allow_idp_initiated": {After: cfg.AllowIDPInitiated}, "sp_key_generated": {After: !keep},
 	})
 	if err != nil {
 		return nil, err
