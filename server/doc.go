@@ -90,4 +90,24 @@
 // (the dead letter) until POST /api/integrations/events/{id}/replay/
 // enqueues it again. GET /api/integrations/events/ lists them (filters
 // status, provider, type, received_after/before; cursor pages).
+//
+// # Integration health and reconciliation
+//
+// Each process tracks its outbound calls to the providers named in
+// SAASKIT_INTEGRATION_URLS (breaker state, error rate, latency) for GET
+// /api/integrations/health/ and /metrics. The active schedule is River's:
+// the leader elected among the processes that run workers inserts a health
+// check job every SAASKIT_INTEGRATION_CHECK_INTERVAL and a reconciliation
+// schedule job every SAASKIT_RECONCILE_INTERVAL, which inserts one
+// reconcile job per connection, unique per connection while it waits or
+// runs. So with several replicas the work is done once, by whichever worker
+// takes the job. There is no other schedule: a process with SAASKIT_WORKERS=off
+// schedules nothing, and the checks and reconciliations run in the processes
+// that work jobs ("saaskit worker" or serve with workers on), as webhooks
+// do. POST /api/integrations/connections/{id}/reconcile/ reconciles at
+// once and answers the report; a reconciliation, by job or by hand, holds
+// the connection's lease row in the database (integration_reconcile_leases,
+// taken in one atomic upsert, released at the end or expired after ten
+// minutes), so that a second one anywhere answers 409 Conflict instead of
+// running at the same time.
 package server

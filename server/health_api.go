@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -29,7 +28,6 @@ type outbound struct {
 
 	mu      sync.Mutex
 	reports map[uuid.UUID]*ReconcileReport
-	running map[uuid.UUID]bool
 }
 
 // integrationURLs parses SAASKIT_INTEGRATION_URLS: provider=url,...
@@ -67,7 +65,7 @@ func (s *Server) setupOutbound(cfg resilient.Config) error {
 		cfg.Observer = h
 	}
 	s.out = &outbound{client: resilient.New(cfg), health: h, urls: urls,
-		reports: map[uuid.UUID]*ReconcileReport{}, running: map[uuid.UUID]bool{}}
+		reports: map[uuid.UUID]*ReconcileReport{}}
 	s.registerHealth(s.api)
 	return nil
 }
@@ -95,8 +93,8 @@ func providerContext(ctx context.Context, provider string) context.Context {
 // CheckIntegrations calls the health endpoint (GET /v1/health) of every
 // provider that has a base URL, through the outbound client, and writes
 // the health changes it caused to the history. It returns the first
-// error of a check; every provider is checked. Serve runs it every
-// Config.IntegrationCheckInterval.
+// error of a check; every provider is checked. A periodic job runs it
+// every Config.IntegrationCheckInterval (see periodic.go).
 func (s *Server) CheckIntegrations(ctx context.Context) error {
 	var first error
 	for _, name := range providerNames() {
@@ -130,40 +128,6 @@ func (s *Server) flushHealthHistory(ctx context.Context) error {
 		return fmt.Errorf("server: integration health history: %w", err)
 	}
 	return nil
-}
-
-// integrationLoop runs the health checks and the reconciliation schedule
-// until ctx is done.
-func (s *Server) integrationLoop(ctx context.Context) {
-	check, reconcile := s.cfg.IntegrationCheckInterval, s.cfg.ReconcileInterval
-	if len(s.out.urls) == 0 || (check <= 0 && reconcile <= 0) {
-		return
-	}
-	var checkC, reconcileC <-chan time.Time
-	if check > 0 {
-		t := time.NewTicker(check)
-		defer t.Stop()
-		checkC = t.C
-	}
-	if reconcile > 0 {
-		t := time.NewTicker(reconcile)
-		defer t.Stop()
-		reconcileC = t.C
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-checkC:
-			if err := s.CheckIntegrations(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("integrations: health check failed", slog.Any("error", err))
-			}
-		case <-reconcileC:
-			if err := s.ReconcileAll(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("integrations: reconciliation failed", slog.Any("error", err))
-			}
-		}
-	}
 }
 
 // ConnectionHealth is a tenant's connection with the health of its

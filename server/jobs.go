@@ -147,6 +147,12 @@ func (s *Server) newJobClient(work bool) (*river.Client[*sql.Tx], error) {
 		if err := river.AddWorkerSafely(workers, &webhookWorker{s: s}); err != nil {
 			return nil, err
 		}
+		if err := s.addIntegrationWorkers(workers); err != nil {
+			return nil, err
+		}
+		// Only the elected leader among the clients that work jobs inserts
+		// these; any worker works them.
+		rc.PeriodicJobs = s.periodicJobs()
 		// A short cooldown lets a notified or busy worker fetch again soon.
 		cool := min(max(cfg.WorkerPollInterval/2, time.Millisecond), 5*time.Millisecond)
 		rc.Workers = workers
@@ -161,9 +167,10 @@ func (s *Server) newJobClient(work bool) (*river.Client[*sql.Tx], error) {
 	return c, nil
 }
 
-// StartWorkers starts working webhook jobs in the background until
-// [Server.StopWorkers] or [Server.Close] (ctx gives its values, not its
-// cancellation: stopping is graceful). It is called by [Server.Serve]
+// StartWorkers starts working webhook and integration jobs in the
+// background until [Server.StopWorkers] or [Server.Close] (ctx gives its
+// values, not its cancellation: stopping is graceful). The integration
+// schedule (health checks and reconciliations) runs only where workers do. It is called by [Server.Serve]
 // unless workers are off, and by [Server.RunWorkers].
 func (s *Server) StartWorkers(ctx context.Context) error {
 	s.integ.mu.Lock()

@@ -142,21 +142,16 @@ func (s *Server) Reconcile(ctx context.Context, connID uuid.UUID) (*ReconcileRep
 	}); err != nil {
 		return nil, err
 	}
-	s.out.mu.Lock()
-	if s.out.running[connID] {
-		s.out.mu.Unlock()
-		return nil, errReconcileRunning
+	// The lease is the database's: a job or a manual reconciliation on
+	// another replica holding it makes this one answer errReconcileRunning.
+	release, err := s.acquireReconcileLease(ctx, connID)
+	if err != nil {
+		return nil, err
 	}
-	s.out.running[connID] = true
-	s.out.mu.Unlock()
-	defer func() {
-		s.out.mu.Lock()
-		delete(s.out.running, connID)
-		s.out.mu.Unlock()
-	}()
+	defer release()
 
 	rep := &ReconcileReport{ConnectionID: conn.ID, Provider: conn.Provider, StartedAt: s.now(), Changes: []ReconcileChange{}}
-	err := s.reconcile(ctx, conn, rep)
+	err = s.reconcile(ctx, conn, rep)
 	rep.FinishedAt = s.now()
 	if err != nil {
 		// Nothing was committed: report no repairs.

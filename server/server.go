@@ -302,7 +302,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { errc <- srv.Serve(ln) }()
 	go s.rotateLoop(ctx)
 	go s.checkpointLoop(ctx)
-	go s.integrationLoop(ctx)
 	if s.cfg.workersOn() {
 		if err := s.StartWorkers(ctx); err != nil {
 			srv.Close()
