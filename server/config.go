@@ -90,8 +90,8 @@ type Config struct {
 	// Outbound calls to the providers' APIs: health checks and
 	// reconciliation (saaskit mock-services prints the URLs of its mocks).
 	IntegrationURLs          string        `env:"SAASKIT_INTEGRATION_URLS" default:"" help:"base URLs of the providers' APIs as provider=url,...; e.g. user-service=http://127.0.0.1:9101,payment-service=http://127.0.0.1:9102; a provider without one gets no health checks or reconciliation"`
-	IntegrationCheckInterval time.Duration `env:"SAASKIT_INTEGRATION_CHECK_INTERVAL" default:"1m" help:"how often serve checks the health of each provider with a URL; 0 disables the checks"`
-	ReconcileInterval        time.Duration `env:"SAASKIT_RECONCILE_INTERVAL" default:"1h" help:"how often serve reconciles every connection with its provider (repairing missed webhooks); 0 disables the schedule"`
+	IntegrationCheckInterval time.Duration `env:"SAASKIT_INTEGRATION_CHECK_INTERVAL" default:"1m" help:"how often the job workers (serve, or saaskit worker) check the health of each provider with a URL, scheduled once by the River leader; 0 disables the checks"`
+	ReconcileInterval        time.Duration `env:"SAASKIT_RECONCILE_INTERVAL" default:"1h" help:"how often the job workers reconcile every connection with its provider (repairing missed webhooks), one job per connection at a time; 0 disables the schedule"`
 }
 
 // Defaults fills every zero field of c with its default.
