@@ -97,6 +97,7 @@ type putSAMLInput struct {
 func (s *Server) registerSSO(api huma.API) {
 	tags := []string{"sso"}
 	s.registerSSOExchange(api)
+	s.registerSSOTests(api)
 	register(s, api, huma.Operation{
 		OperationID: "get-sso", Method: http.MethodGet, Path: "/api/tenants/{id}/sso/", Tags: tags,
 		Summary: "The tenant's SSO connections, without secrets (admin)", Security: bearerAuth,
