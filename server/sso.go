@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"database/sql"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -232,7 +233,7 @@ func (s *Server) setupSSO(mux *http.ServeMux) error {
 	}
 	s.sso = &ssoService{
 		keys:   keys,
-		replay: &saml.MemoryReplayCache{Now: s.now},
+		replay: dbReplayCache{s: s},
 		http:   &http.Client{Timeout: 10 * time.Second},
 		oidc:   map[string]cachedRP{},
 		saml:   map[string]cachedSP{},
@@ -431,4 +432,79 @@ func ssoFetchError(err error) string {
 		return "timed out"
 	}
 	return err.Error()
+}
+
+// replaySkew is added to an assertion's expiry in the replay cache: the
+// service provider accepts an assertion up to its clock skew bound (crewjam's
+// MaxClockSkew, 3 minutes) after NotOnOrAfter, so it must be remembered that
+// long too.
+const replaySkew = 3 * time.Minute
+
+// dbReplayCache is the [saml.ReplayCache] of the server: a table of the IDs
+// of accepted assertions (SHA-256, hex) until their expiry, shared by every
+// replica on the database, so that a response replayed to another replica
+// is refused as well. Expired rows are dropped as new ones arrive.
+type dbReplayCache struct {
+	s   *Server
+	now func() time.Time // nil: the server's clock
+}
+
+var _ saml.ReplayCache = dbReplayCache{}
+
+// Consume implements [saml.ReplayCache].
+func (c dbReplayCache) Consume(id string, expiresAt time.Time) error {
+	ctx, cancel := context.WithTimeout(tenancy.System(context.Background()), 10*time.Second)
+	defer cancel()
+	sum := sha256.Sum256([]byte(id))
+	key := hex.EncodeToString(sum[:])
+	clock := c.now
+	if clock == nil {
+		clock = c.s.now
+	}
+	now := clock().UTC()
+	until := expiresAt.UTC().Add(replaySkew)
+	if until.Before(now) {
+		until = now.Add(replaySkew)
+	}
+	return c.s.tx.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM saml_assertions WHERE expires_at <= ?", now); err != nil {
+			return err
+		}
+		// An expired row of the same id (only possible when the delete above
+		// raced another) is taken over; a live one is a replay.
+		res, err := tx.ExecContext(ctx, `INSERT INTO saml_assertions (id_hash, expires_at) VALUES (?, ?)
+			ON CONFLICT (id_hash) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE saml_assertions.expires_at <= ?`,
+			key, until, now)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return fmt.Errorf("%w: assertion already accepted", saml.ErrReplayed)
+		}
+		return nil
+	})
+}
+
+func init() {
+	Migrations.Add(migrate.Migration{
+		Name:    "20261220000003",
+		Comment: "saml assertion replay cache",
+		Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
+			tsType := "TIMESTAMP"
+			if m.DB().Dialect().Name() == dialect.PG {
+				tsType = "TIMESTAMPTZ"
+			}
+			if _, err := m.DB().ExecContext(ctx, fmt.Sprintf(`CREATE TABLE IF NOT EXISTS saml_assertions (
+				id_hash TEXT PRIMARY KEY,
+				expires_at %s NOT NULL)`, tsType)); err != nil {
+				return fmt.Errorf("server: migrate saml replay cache: %w", err)
+			}
+			_, err := m.DB().ExecContext(ctx, "CREATE INDEX IF NOT EXISTS saml_assertions_expires_at ON saml_assertions (expires_at)")
+			return err
+		},
+		Down: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
+			_, err := m.DB().ExecContext(ctx, "DROP TABLE IF EXISTS saml_assertions")
+			return err
+		},
+	})
 }

@@ -45,6 +45,12 @@
 //		// err == nil: sign in id.Email
 //	})
 //
+// [ParseMetadata] reads IdP metadata and [SigningCertificates] lists the
+// IdP's signing certificates (a host service can refuse metadata without one,
+// and show their expiry dates to the tenant's admin). Several replicas of a
+// service share one [ReplayCache] (for example a database table) so that an
+// assertion accepted by one is refused by the others.
+//
 // Over https the login cookie is SameSite=None and Secure, because the
 // response arrives as a cross-site POST from the IdP. Package
 // [github.com/saaskit/saaskit/authn/saml/samltest] runs an IdP in process
