@@ -56,6 +56,8 @@ type ProviderHealth struct {
 	LastFailure         *time.Time `json:"last_failure"`
 	LastError           string     `json:"last_error,omitempty"`
 	ConsecutiveFailures int        `json:"consecutive_failures"`
+	ObservedAt          *time.Time `json:"observed_at" doc:"When the replica that reports these figures last observed the provider (an attempt or a breaker change)."`
+	ObservedBy          string     `json:"observed_by,omitempty" doc:"The replica that observed them."`
 }
 
 type healthSample struct {
@@ -78,6 +80,11 @@ type providerHealth struct {
 	consecutive int
 	state       string
 	since       *time.Time
+	// observed is the time of the last attempt or breaker change; dirty
+	// says the stored snapshot lags behind a state or breaker change or
+	// an active check.
+	observed time.Time
+	dirty    bool
 }
 
 // healthChange is a state change waiting to be written to the history.
@@ -92,6 +99,14 @@ type healthChange struct {
 // client: it keeps, per provider (the client key), the breaker state and a
 // sliding window of attempts, derives the health state from them, exports
 // metrics and queues state changes for the history table.
+//
+// The metrics (/metrics) are per replica: each process exports what its
+// own calls observed, and a monitoring system aggregates over replicas.
+// The health API is shared: the tracker's snapshot of a provider is stored
+// in integration_health when its state or breaker changes and after each
+// active check (not per attempt), and every replica answers with the
+// fresher of its own snapshot and the stored one (see
+// Server.providerHealth), whichever replica ran the checks.
 type healthTracker struct {
 	now func() time.Time
 	log *slog.Logger
@@ -167,6 +182,7 @@ func (h *healthTracker) OnAttempt(info resilient.AttemptInfo) {
 	defer h.mu.Unlock()
 	ph := h.get(info.Key)
 	ph.add(healthSample{at: now, d: info.Duration, ok: ok})
+	ph.observed = now
 	t := now
 	if ok {
 		ph.lastSuccess, ph.consecutive = &t, 0
@@ -190,6 +206,7 @@ func (h *healthTracker) OnStateChange(key string, from, to resilient.State) {
 	defer h.mu.Unlock()
 	ph := h.get(key)
 	ph.breaker = to
+	ph.observed, ph.dirty = h.now(), true
 	h.log.Info("integrations: breaker", slog.String("provider", key), slog.String("from", from.String()), slog.String("to", to.String()))
 	h.evaluate(key, ph, h.now())
 }
@@ -274,6 +291,7 @@ func (h *healthTracker) evaluate(provider string, ph *providerHealth, now time.T
 	from := ph.state
 	t := now
 	ph.state, ph.since = state, &t
+	ph.dirty = true
 	h.setStateGauge(provider, state)
 	_, p95 := ph.percentiles() // only on a change
 	h.pending = append(h.pending, healthChange{provider: provider, from: from, to: state, reason: reason,
@@ -300,14 +318,54 @@ func (h *healthTracker) setStateGauge(provider, state string) {
 func (h *healthTracker) snapshot(provider string) ProviderHealth {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	ph := h.get(provider)
+	return h.snapshotLocked(provider, h.get(provider))
+}
+
+// snapshotLocked returns the health of the provider now; it holds h.mu.
+func (h *healthTracker) snapshotLocked(provider string, ph *providerHealth) ProviderHealth {
 	now := h.now()
 	h.evaluate(provider, ph, now) // the window moves on without attempts
 	rate, n, _ := ph.prune(now)
 	p50, p95 := ph.percentiles()
-	return ProviderHealth{Provider: provider, State: ph.state, Since: ph.since, Breaker: ph.breaker.String(),
+	out := ProviderHealth{Provider: provider, State: ph.state, Since: ph.since, Breaker: ph.breaker.String(),
 		ErrorRate: rate, Attempts: n, P50Ms: ms(p50), P95Ms: ms(p95), LastSuccess: ph.lastSuccess,
 		LastFailure: ph.lastFailure, LastError: ph.lastError, ConsecutiveFailures: ph.consecutive}
+	if !ph.observed.IsZero() {
+		t := ph.observed
+		out.ObservedAt = &t
+	}
+	return out
+}
+
+// markDirty asks for the providers' snapshots to be stored at the next
+// flush, as after an active check.
+func (h *healthTracker) markDirty(providers ...string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, p := range providers {
+		h.get(p).dirty = true
+	}
+}
+
+// takeDirty returns the snapshots of the providers whose state changed
+// or that were checked since the last call, and clears their marks. A
+// provider never observed here has nothing to store.
+func (h *healthTracker) takeDirty() []ProviderHealth {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []ProviderHealth
+	for name, ph := range h.providers {
+		if !ph.dirty {
+			continue
+		}
+		ph.dirty = false
+		if ph.observed.IsZero() {
+			continue
+		}
+		out = append(out, h.snapshotLocked(name, ph))
+		ph.dirty = false // snapshotLocked may mark it again
+	}
+	return out
 }
 
 // takePending returns and clears the queued state changes.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +26,8 @@ type outbound struct {
 	client *resilient.Client
 	health *healthTracker
 	urls   map[string]string
+	// replica names this process in the stored health snapshots.
+	replica string
 
 	mu      sync.Mutex
 	reports map[uuid.UUID]*ReconcileReport
@@ -64,10 +67,20 @@ func (s *Server) setupOutbound(cfg resilient.Config) error {
 	} else {
 		cfg.Observer = h
 	}
-	s.out = &outbound{client: resilient.New(cfg), health: h, urls: urls,
+	s.out = &outbound{client: resilient.New(cfg), health: h, urls: urls, replica: replicaName(),
 		reports: map[uuid.UUID]*ReconcileReport{}}
 	s.registerHealth(s.api)
 	return nil
+}
+
+// replicaName names this process: its host name and a random suffix, as
+// several processes may share a host.
+func replicaName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "replica"
+	}
+	return host + "-" + uuid.NewString()[:8]
 }
 
 type multiObserver []resilient.Observer
@@ -92,7 +105,8 @@ func providerContext(ctx context.Context, provider string) context.Context {
 
 // CheckIntegrations calls the health endpoint (GET /v1/health) of every
 // provider that has a base URL, through the outbound client, and writes
-// the health changes it caused to the history. It returns the first
+// the health changes it caused to the history and the checked providers'
+// snapshots to the table every replica reads. It returns the first
 // error of a check; every provider is checked. A periodic job runs it
 // every Config.IntegrationCheckInterval (see periodic.go).
 func (s *Server) CheckIntegrations(ctx context.Context) error {
@@ -102,6 +116,7 @@ func (s *Server) CheckIntegrations(ctx context.Context) error {
 		if !ok {
 			continue
 		}
+		s.out.health.markDirty(name)
 		err := s.out.client.GetJSON(providerContext(ctx, name), base+"/v1/health", nil)
 		if err != nil && first == nil {
 			first = fmt.Errorf("server: check %s: %w", name, err)
@@ -113,8 +128,14 @@ func (s *Server) CheckIntegrations(ctx context.Context) error {
 	return first
 }
 
-// flushHealthHistory writes the queued health changes to the history.
+// flushHealthHistory writes the queued health changes to the history,
+// and the snapshots of the providers whose state changed or that were
+// checked to integration_health. A stored snapshot is replaced only by
+// one observed later, whichever replica writes.
 func (s *Server) flushHealthHistory(ctx context.Context) error {
+	if err := s.storeHealthSnapshots(ctx); err != nil {
+		return err
+	}
 	changes := s.out.health.takePending()
 	if len(changes) == 0 {
 		return nil
@@ -128,6 +149,53 @@ func (s *Server) flushHealthHistory(ctx context.Context) error {
 		return fmt.Errorf("server: integration health history: %w", err)
 	}
 	return nil
+}
+
+func (s *Server) storeHealthSnapshots(ctx context.Context) error {
+	snaps := s.out.health.takeDirty()
+	for i, h := range snaps {
+		r := snapshotRow(h, s.out.replica)
+		_, err := s.db.NewInsert().Model(&r).
+			On("CONFLICT (provider) DO UPDATE").
+			Set("state = EXCLUDED.state, since = EXCLUDED.since, breaker = EXCLUDED.breaker, error_rate = EXCLUDED.error_rate").
+			Set("attempts = EXCLUDED.attempts, p50_ms = EXCLUDED.p50_ms, p95_ms = EXCLUDED.p95_ms").
+			Set("last_success = EXCLUDED.last_success, last_failure = EXCLUDED.last_failure, last_error = EXCLUDED.last_error").
+			Set("consecutive_failures = EXCLUDED.consecutive_failures, updated_at = EXCLUDED.updated_at, replica = EXCLUDED.replica").
+			Where("ih.updated_at <= EXCLUDED.updated_at").
+			Exec(ctx)
+		if err != nil {
+			for _, rest := range snaps[i:] {
+				s.out.health.markDirty(rest.Provider) // stored at the next flush
+			}
+			return fmt.Errorf("server: integration health snapshot: %w", err)
+		}
+	}
+	return nil
+}
+
+// providerHealth returns a function giving each provider's health: the
+// fresher (by observation time) of this replica's and the stored one, so
+// that every replica shows what the replica running the checks saw.
+func (s *Server) providerHealth(ctx context.Context) (func(provider string) ProviderHealth, error) {
+	var rows []healthSnapshot
+	if err := s.db.NewSelect().Model(&rows).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("server: integration health snapshots: %w", err)
+	}
+	stored := make(map[string]healthSnapshot, len(rows))
+	for _, r := range rows {
+		stored[r.Provider] = r
+	}
+	return func(provider string) ProviderHealth {
+		local := s.out.health.snapshot(provider)
+		if local.ObservedAt != nil {
+			local.ObservedBy = s.out.replica
+		}
+		r, ok := stored[provider]
+		if !ok || (local.ObservedAt != nil && local.ObservedAt.UnixNano() >= r.UpdatedAt) {
+			return local
+		}
+		return r.view()
+	}, nil
 }
 
 // ConnectionHealth is a tenant's connection with the health of its
@@ -184,8 +252,12 @@ func (s *Server) handleIntegrationHealth(ctx context.Context, _ *struct{}) (*str
 		if err := s.flushHealthHistory(ctx); err != nil {
 			return nil, err
 		}
+		health, err := s.providerHealth(ctx)
+		if err != nil {
+			return nil, err
+		}
 		for _, name := range providerNames() {
-			out.Body.Providers = append(out.Body.Providers, s.out.health.snapshot(name))
+			out.Body.Providers = append(out.Body.Providers, health(name))
 		}
 		var rows []healthHistory
 		if err := s.db.NewSelect().Model(&rows).OrderExpr("at DESC, id DESC").Limit(50).Scan(ctx); err != nil {
@@ -211,10 +283,14 @@ func (s *Server) handleIntegrationHealth(ctx context.Context, _ *struct{}) (*str
 	if err != nil {
 		return nil, err
 	}
+	health, err := s.providerHealth(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out.Body.Connections = make([]ConnectionHealth, 0, len(conns))
 	for _, c := range conns {
 		out.Body.Connections = append(out.Body.Connections, ConnectionHealth{ConnectionID: c.ID, Provider: c.Provider,
-			ExternalAccount: c.ExternalAccount, Health: s.out.health.snapshot(c.Provider), LastReconcile: s.out.lastReport(c.ID)})
+			ExternalAccount: c.ExternalAccount, Health: health(c.Provider), LastReconcile: s.out.lastReport(c.ID)})
 	}
 	return out, nil
 }

@@ -369,3 +369,109 @@ func TestIntegrationScheduleInServe(t *testing.T) {
 		}
 	})
 }
+
+// TestIntegrationHealthAcrossServers: two servers share a database and
+// only A runs the checks; B's health API shows what A observed, outage
+// and recovery, while B's metrics stay its own.
+func TestIntegrationHealthAcrossServers(t *testing.T) {
+	dbtest.Run(t, func(t *testing.T, db *dbtest.DB) {
+		usersUp := newUpstream(t)
+		users, _ := mockservices.NewUserService(mockservices.Config{})
+		usersUp.set(users)
+		// One attempt per call and a breaker that stays closed: three
+		// failed checks make the provider down.
+		opts := Options{Integrations: resilient.Config{MaxAttempts: 1, MinRequests: 1000}}
+		urls := func(c *Config) { c.IntegrationURLs = "user-service=" + usersUp.ts.URL }
+		a := newTestServerOpts(t, db, opts, urls)
+		db2 := *db
+		db2.DB = db.Open(t)
+		b := newTestServerOpts(t, &db2, opts, urls)
+
+		owner := a.register("owner@shared.example.com", "Shared")
+		a.connect(owner, ProviderUserService, "acct_1")
+		if _, err := a.srv.CreateSuperuser(t.Context(), "root@shared.example.com", testPassword); err != nil {
+			t.Fatal(err)
+		}
+		rootB := b.login("root@shared.example.com", "")
+		rootA := a.login("root@shared.example.com", "")
+		provider := func(v IntegrationHealthView) ProviderHealth {
+			t.Helper()
+			for _, p := range v.Providers {
+				if p.Provider == ProviderUserService {
+					return p
+				}
+			}
+			t.Fatalf("no %s in %+v", ProviderUserService, v)
+			return ProviderHealth{}
+		}
+		same := func(got, want ProviderHealth) {
+			t.Helper()
+			if got.State != want.State || got.ConsecutiveFailures != want.ConsecutiveFailures || got.LastError != want.LastError ||
+				got.Attempts != want.Attempts || got.ErrorRate != want.ErrorRate || got.Breaker != want.Breaker ||
+				got.ObservedBy != want.ObservedBy || got.ObservedAt == nil || want.ObservedAt == nil ||
+				!got.ObservedAt.Equal(*want.ObservedAt) || (want.LastFailure != nil) != (got.LastFailure != nil) ||
+				(want.LastFailure != nil && !got.LastFailure.Equal(*want.LastFailure)) {
+				t.Fatalf("B shows %+v, A observed %+v", got, want)
+			}
+		}
+
+		if p := provider(b.integrationHealth(rootB.Access)); p.State != HealthUnknown || p.ObservedAt != nil {
+			t.Fatalf("B before any check: %+v", p)
+		}
+		users.SetFaults(mockservices.Faults{Down: true})
+		for range downAfter {
+			if err := a.srv.CheckIntegrations(t.Context()); err == nil {
+				t.Fatal("check of a down service succeeded")
+			}
+		}
+		onA := provider(a.integrationHealth(rootA.Access))
+		if onA.State != HealthDown || onA.ConsecutiveFailures != downAfter || onA.ObservedBy != a.srv.out.replica {
+			t.Fatalf("A during the outage: %+v", onA)
+		}
+		onB := provider(b.integrationHealth(rootB.Access))
+		same(onB, onA)
+		if onB.ObservedBy == b.srv.out.replica {
+			t.Fatal("B claims the observation")
+		}
+		if h := connHealth(t, b.integrationHealth(owner.Access), ProviderUserService); h.Health.State != HealthDown {
+			t.Fatalf("B's connection view during the outage: %+v", h.Health)
+		}
+		// Metrics are per replica: B made no call.
+		metrics := string(b.must(http.StatusOK, "GET", "/metrics", "", nil).Body)
+		if !strings.Contains(metrics, `saaskit_integration_health{provider="user-service",state="unknown"} 1`) {
+			t.Error("B's metrics do not show its own (unknown) view")
+		}
+
+		users.SetFaults(mockservices.Faults{})
+		if err := a.srv.CheckIntegrations(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		onA = provider(a.integrationHealth(rootA.Access))
+		if onA.State != HealthHealthy || onA.ConsecutiveFailures != 0 || onA.LastSuccess == nil {
+			t.Fatalf("A after recovery: %+v", onA)
+		}
+		onB = provider(b.integrationHealth(rootB.Access))
+		same(onB, onA)
+		if onB.LastSuccess == nil || !onB.LastSuccess.Equal(*onA.LastSuccess) {
+			t.Fatalf("B's last success %v, A's %v", onB.LastSuccess, onA.LastSuccess)
+		}
+
+		// An older observation never replaces a newer stored one.
+		b.srv.out.health.mu.Lock()
+		b.srv.out.health.providers[ProviderUserService].dirty = true
+		b.srv.out.health.providers[ProviderUserService].observed = onA.ObservedAt.Add(-time.Minute)
+		b.srv.out.health.mu.Unlock()
+		if err := b.srv.flushHealthHistory(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		var replica string
+		if err := b.srv.db.NewSelect().Table("integration_health").Column("replica").
+			Where("provider = ?", ProviderUserService).Scan(t.Context(), &replica); err != nil {
+			t.Fatal(err)
+		}
+		if replica != a.srv.out.replica {
+			t.Fatalf("stored snapshot by %q after B's older one, want A's %q", replica, a.srv.out.replica)
+		}
+		same(provider(b.integrationHealth(rootB.Access)), onA)
+	})
+}
