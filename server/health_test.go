@@ -136,3 +136,49 @@ func BenchmarkHealthOnAttempt(b *testing.B) {
 		h.OnAttempt(info)
 	}
 }
+
+// TestHealthTrackerDirty: a snapshot is due for storing on a state or
+// breaker change and after a check, not on every attempt.
+func TestHealthTrackerDirty(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	h := newHealthTracker(prometheus.NewRegistry(), func() time.Time { return now }, slog.New(slog.DiscardHandler))
+	const p = ProviderUserService
+	attempt := func(status int) {
+		h.OnAttempt(resilient.AttemptInfo{Key: p, StatusCode: status, Duration: time.Millisecond})
+		now = now.Add(time.Second)
+	}
+	names := func(hs []ProviderHealth) string {
+		var out []string
+		for _, x := range hs {
+			out = append(out, x.Provider+"="+x.State)
+		}
+		return strings.Join(out, ",")
+	}
+	h.markDirty(p)
+	if got := h.takeDirty(); len(got) != 0 {
+		t.Fatalf("never observed, yet stored: %v", names(got))
+	}
+	attempt(200) // unknown -> healthy
+	got := h.takeDirty()
+	if names(got) != p+"=healthy" || got[0].ObservedAt == nil || !got[0].ObservedAt.Equal(now.Add(-time.Second)) {
+		t.Fatalf("after the first success: %+v", got)
+	}
+	for range 5 {
+		attempt(200)
+	}
+	if got := h.takeDirty(); len(got) != 0 {
+		t.Fatalf("successes without a change marked it: %v", names(got))
+	}
+	h.markDirty(p) // an active check
+	if got := h.takeDirty(); names(got) != p+"=healthy" || got[0].Attempts != 6 {
+		t.Fatalf("after a check: %+v", got)
+	}
+	h.OnStateChange(p, resilient.StateClosed, resilient.StateOpen)
+	if got := h.takeDirty(); names(got) != p+"=down" || got[0].Breaker != "open" {
+		t.Fatalf("after the breaker opened: %+v", got)
+	}
+	if got := h.takeDirty(); len(got) != 0 {
+		t.Fatalf("taken twice: %v", names(got))
+	}
+}
