@@ -311,7 +311,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("version", Version),
 		slog.String("database", s.db.Dialect().Name().String()),
 		slog.String("audit_verifier_key", s.verifierKey),
-		slog.Duration("audit_checkpoint_interval", s.cfg.AuditCheckpointInterval),
+		slog.String("audit_checkpoint_interval", s.cfg.AuditCheckpointInterval.String()),
 		slog.String("rate_limits", s.rateLimitStore()))
 	select {
 	case err := <-errc:
