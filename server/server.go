@@ -21,6 +21,7 @@ import (
 	"github.com/rs/cors"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/saaskit/saaskit/audit"
@@ -69,6 +70,9 @@ type Server struct {
 	sso         *ssoService   // single sign-on per tenant
 	out         *outbound     // calls to the providers, their health, reconciliation
 
+	tracing *tracing    // OpenTelemetry; off unless the OTEL_ variables or Options.TracerProvider turn it on
+	ops     *opsMetrics // job and webhook metrics
+
 	rotateMu sync.Mutex
 	now      func() time.Time
 }
@@ -105,6 +109,11 @@ type Options struct {
 	// provider); the zero value is the client's defaults. An Observer set
 	// here sees every attempt beside the server's health tracker.
 	Integrations resilient.Config
+	// TracerProvider, when set, turns tracing on with it, whatever the
+	// OTEL_ variables say (an embedder's provider, or an in-memory one in
+	// tests); the caller shuts it down. When nil, tracing follows the
+	// standard OTEL_ variables and is off without them.
+	TracerProvider trace.TracerProvider
 }
 
 // New opens the database, migrates it, loads or creates the signing keys and
@@ -133,6 +142,12 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	if s.log == nil {
 		s.log = NewLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
 	}
+	s.log = slog.New(TraceLogHandler(s.log.Handler()))
+	tr, err := newTracing(ctx, os.Getenv, opts.TracerProvider)
+	if err != nil {
+		return nil, err
+	}
+	s.tracing = tr
 	s.db = opts.DB
 	if s.db == nil {
 		db, err := sqldb.Open(ctx, cfg.DatabaseURL, sqldb.Options{Synchronous: cfg.SQLiteSynchronous, MaxOpenConns: cfg.DBMaxConns})
@@ -152,6 +167,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.integ.hook = opts.ProcessHook
+	opts.Integrations.HTTPClient = s.tracing.wrapClient(opts.Integrations.HTTPClient)
 	if err := s.setupOutbound(opts.Integrations); err != nil {
 		s.Close()
 		return nil, err
@@ -205,12 +221,17 @@ func (s *Server) setup(ctx context.Context) error {
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewDBStatsCollector(s.db.DB, "main"))
 	s.metrics = newHTTPMetrics(s.registry)
+	s.ops = newOpsMetrics(s.registry, s.db, s.log)
+	if s.tracing.on() {
+		s.db.AddQueryHook(s.tracing.queryHook(s.db.Dialect().Name().String()))
+	}
 	if err := s.setupRateLimits(s.registry); err != nil {
 		return err
 	}
 
 	mux := http.NewServeMux()
 	s.api = s.newAPI(mux)
+	s.registerStatus(s.api)
 	if err := s.setupIntegrations(ctx, mux); err != nil {
 		return err
 	}
@@ -238,7 +259,7 @@ func (s *Server) setup(ctx context.Context) error {
 		}).Handler(h)
 	}
 	h = securityHeaders(h)
-	s.handler = s.observe(h)
+	s.handler = s.tracing.wrapHandler(s.observe(h))
 	return nil
 }
 
@@ -272,6 +293,13 @@ func (s *Server) Close() error {
 	if s.ownsDB && s.db != nil {
 		errs = append(errs, s.db.Close())
 		s.ownsDB = false
+	}
+	if s.tracing != nil && s.tracing.shutdown != nil {
+		// Flush the spans still batched.
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
+		errs = append(errs, s.tracing.shutdown(ctx))
+		cancel()
+		s.tracing.shutdown = nil
 	}
 	return errors.Join(errs...)
 }

@@ -81,6 +81,16 @@ type Receiver struct {
 	// OnResult, when set, is called once per request with the provider and
 	// one of the Outcome constants, for metrics.
 	OnResult func(provider, outcome string)
+	// OnReject, when set, is called once per request refused with a 4xx
+	// answer, after OnResult, with the outcome and the error behind it, so
+	// that refusals can be counted by reason: for OutcomeUnauthorized the
+	// verifier's error (errors.Is finds ErrSignatureMismatch,
+	// ErrTimestampOutOfRange, ErrMissingHeader or ErrMalformedHeader), for
+	// OutcomeUnknownSource Resolve's error, for OutcomeRejected the
+	// parser's or sink's error (wrapping ErrMalformedEvent) or the read
+	// error; for OutcomeTooLarge an *http.MaxBytesError or nil, for
+	// OutcomeMethodNotAllowed nil. It must not write to the response.
+	OnReject func(r *http.Request, provider, outcome string, err error)
 	// Now returns the current time for Event.ReceivedAt. Default time.Now.
 	Now func() time.Time
 }
@@ -91,7 +101,7 @@ var _ http.Handler = (*Receiver)(nil)
 func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f := front{
 		provider: rc.Provider, verifier: rc.Verifier, resolve: rc.Resolve,
-		maxBody: rc.MaxBodyBytes, logger: rc.Logger, onResult: rc.OnResult,
+		maxBody: rc.MaxBodyBytes, logger: rc.Logger, onResult: rc.OnResult, onReject: rc.OnReject,
 	}
 	if f.maxBody <= 0 {
 		f.maxBody = DefaultMaxBodyBytes
@@ -107,7 +117,7 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	parsed, err := defaultParser(rc.Parser, v).Parse(r.Header, body)
 	if err != nil {
 		if errors.Is(err, ErrMalformedEvent) {
-			f.fail(ctx, w, http.StatusBadRequest, OutcomeRejected, reason(err))
+			f.failWith(ctx, w, http.StatusBadRequest, OutcomeRejected, reason(err), err)
 			return
 		}
 		f.internal(ctx, w, "webhooks: parser failed", err)
@@ -121,7 +131,7 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	dup, err := rc.Sink.Accept(ctx, ev)
 	switch {
 	case errors.Is(err, ErrMalformedEvent):
-		f.fail(ctx, w, http.StatusBadRequest, OutcomeRejected, reason(err))
+		f.failWith(ctx, w, http.StatusBadRequest, OutcomeRejected, reason(err), err)
 	case err != nil:
 		f.internal(ctx, w, "webhooks: sink failed", err, slog.String("event_id", ev.ID))
 	case dup:
@@ -142,12 +152,15 @@ type front struct {
 	maxBody  int64
 	logger   *slog.Logger
 	onResult func(provider, outcome string)
+	onReject func(r *http.Request, provider, outcome string, err error)
+	req      *http.Request // set by receive
 }
 
 // receive runs the shared steps. When ok is false it has written the
 // response. ctx is the context for the parser and the sink.
 func (f *front) receive(w http.ResponseWriter, r *http.Request) (ctx context.Context, v Verifier, body []byte, ok bool) {
 	ctx = r.Context()
+	f.req = r
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		f.fail(ctx, w, http.StatusMethodNotAllowed, OutcomeMethodNotAllowed, "method "+r.Method+" not allowed; use POST")
@@ -161,7 +174,7 @@ func (f *front) receive(w http.ResponseWriter, r *http.Request) (ctx context.Con
 		v, rctx, err = f.resolve(r)
 		switch {
 		case errors.Is(err, ErrUnknownSource):
-			f.fail(ctx, w, http.StatusNotFound, OutcomeUnknownSource, "unknown webhook source")
+			f.failWith(ctx, w, http.StatusNotFound, OutcomeUnknownSource, "unknown webhook source", err)
 			return nil, nil, nil, false
 		case err != nil:
 			f.internal(ctx, w, "webhooks: resolve failed", err)
@@ -183,16 +196,16 @@ func (f *front) receive(w http.ResponseWriter, r *http.Request) (ctx context.Con
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, f.maxBody))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			f.fail(ctx, w, http.StatusRequestEntityTooLarge, OutcomeTooLarge, tooLarge)
+			f.failWith(ctx, w, http.StatusRequestEntityTooLarge, OutcomeTooLarge, tooLarge, err)
 		} else {
-			f.fail(ctx, w, http.StatusBadRequest, OutcomeRejected, "could not read body")
+			f.failWith(ctx, w, http.StatusBadRequest, OutcomeRejected, "could not read body", err)
 		}
 		return nil, nil, nil, false
 	}
 	if err := v.Verify(r, body); err != nil {
 		if msg, ok := verifyReason(err); ok {
 			f.log(ctx, slog.LevelInfo, "webhooks: verification failed", slog.String("reason", msg))
-			f.fail(ctx, w, http.StatusUnauthorized, OutcomeUnauthorized, msg)
+			f.failWith(ctx, w, http.StatusUnauthorized, OutcomeUnauthorized, msg, err)
 		} else {
 			f.internal(ctx, w, "webhooks: verifier failed", err)
 		}
@@ -230,7 +243,15 @@ func (f *front) result(outcome string) {
 }
 
 func (f *front) fail(ctx context.Context, w http.ResponseWriter, status int, outcome, detail string) {
+	f.failWith(ctx, w, status, outcome, detail, nil)
+}
+
+// failWith is fail with the error behind a 4xx answer, for OnReject.
+func (f *front) failWith(ctx context.Context, w http.ResponseWriter, status int, outcome, detail string, cause error) {
 	f.result(outcome)
+	if f.onReject != nil && f.req != nil && status >= 400 && status < 500 {
+		f.onReject(f.req, f.provider, outcome, cause)
+	}
 	problem.Error(w, status, detail)
 }
 
