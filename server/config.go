@@ -243,7 +243,25 @@ func EnvExample() string {
 	for _, v := range ConfigVars() {
 		fmt.Fprintf(&b, "\n# %s (flag -%s)\n%s=%s\n", v.Help, v.Flag, v.Env, v.Default)
 	}
+	b.WriteString(tracingEnvExample)
 	return b.String()
 }
+
+// tracingEnvExample documents the OpenTelemetry variables, which the
+// server reads as the OpenTelemetry specification defines them (they have
+// no flags). They are commented out: tracing is off by default.
+const tracingEnvExample = `
+# Tracing (OpenTelemetry) is off by default and costs nothing then. The standard
+# OTEL_ variables turn it on: spans of API requests, SQL queries, jobs and calls
+# to the providers are exported over OTLP/HTTP, and log lines get trace_id and
+# span_id. OTEL_SDK_DISABLED=true turns it off whatever else is set;
+# OTEL_TRACES_EXPORTER=none too. Other OTEL_EXPORTER_OTLP_* variables (headers,
+# timeout, TLS) and OTEL_RESOURCE_ATTRIBUTES work as the specification says.
+# OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318
+# OTEL_TRACES_EXPORTER=otlp
+# OTEL_SERVICE_NAME=saaskit
+# OTEL_TRACES_SAMPLER=parentbased_traceidratio
+# OTEL_TRACES_SAMPLER_ARG=0.1
+`
 
 func getenvOS(k string) string { return os.Getenv(k) }
