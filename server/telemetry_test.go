@@ -358,3 +358,63 @@ func spanNames(spans []sdktrace.ReadOnlySpan) []string {
 	}
 	return out
 }
+
+// BenchmarkUsersListTracing measures an authenticated GET /api/users/
+// through the server's handler with tracing off (no OTEL_ variables), on
+// (every span kept, batched to an in-memory exporter) and on but sampled
+// out (the instrumentation without recording). Compare with
+//
+//	go test ./server/ -run '^$' -bench UsersListTracing -count 10 > trace.txt
+//	benchstat -col /tracing trace.txt
+func BenchmarkUsersListTracing(b *testing.B) {
+	for _, mode := range []string{"off", "on", "unsampled"} {
+		b.Run("tracing="+mode, func(b *testing.B) {
+			for _, k := range []string{"OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"} {
+				b.Setenv(k, "")
+			}
+			db := dbtest.SQLite(b)
+			opts := Options{DB: db.DB, NoAccessLog: true, Logger: slog.New(slog.DiscardHandler)}
+			var exp *tracetest.InMemoryExporter
+			if mode != "off" {
+				exp = tracetest.NewInMemoryExporter()
+				sampler := sdktrace.AlwaysSample()
+				if mode == "unsampled" {
+					sampler = sdktrace.NeverSample()
+				}
+				tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithSampler(sampler))
+				b.Cleanup(func() { tp.Shutdown(context.Background()) })
+				opts.TracerProvider = tp
+			}
+			cfg := Config{DatabaseURL: db.URL, HashConcurrency: 4, RateLimitAPI: "0", RateLimitAuth: "0", RateLimitAnon: "0",
+				AuditSigningKey: testAuditKey()}
+			cfg.Defaults()
+			srv, err := New(b.Context(), cfg, opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { srv.Close() })
+			h := srv.Handler()
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest("POST", "/api/auth/register/", strings.NewReader(
+				`{"email":"owner@example.com","password":"correct-horse-battery","full_name":"Owner","tenant_name":"Acme"}`)))
+			var reg struct{ Access string }
+			if err := json.Unmarshal(rec.Body.Bytes(), &reg); err != nil || reg.Access == "" {
+				b.Fatalf("register: %d %s", rec.Code, rec.Body)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				req := httptest.NewRequest("GET", "/api/users/", nil)
+				req.Header.Set("Authorization", "Bearer "+reg.Access)
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK {
+					b.Fatalf("users list: %d %s", rec.Code, rec.Body)
+				}
+				if exp != nil && i%1000 == 999 {
+					exp.Reset()
+				}
+			}
+		})
+	}
+}
