@@ -92,13 +92,24 @@ func (s *Server) jobMiddleware() []rivertype.Middleware {
 	return []rivertype.Middleware{&jobObserver{s: s}}
 }
 
-// jobObserver is a rivertype.WorkerMiddleware.
+// jobObserver is a rivertype.WorkerMiddleware, and a
+// rivertype.JobInsertMiddleware that passes the inserting code's trace
+// context to the job.
 type jobObserver struct {
 	river.MiddlewareDefaults
 	s *Server
 }
 
-var _ rivertype.WorkerMiddleware = (*jobObserver)(nil)
+var (
+	_ rivertype.WorkerMiddleware    = (*jobObserver)(nil)
+	_ rivertype.JobInsertMiddleware = (*jobObserver)(nil)
+)
+
+// InsertMany implements rivertype.JobInsertMiddleware.
+func (o *jobObserver) InsertMany(ctx context.Context, params []*rivertype.JobInsertParams, doInner func(context.Context) ([]*rivertype.JobInsertResult, error)) ([]*rivertype.JobInsertResult, error) {
+	o.s.tracing.injectJobs(ctx, params)
+	return doInner(ctx)
+}
 
 // Work implements rivertype.WorkerMiddleware.
 func (o *jobObserver) Work(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) (err error) {
@@ -106,10 +117,14 @@ func (o *jobObserver) Work(ctx context.Context, job *rivertype.JobRow, doInner f
 	m := o.s.ops
 	var span trace.Span
 	if o.s.tracing.on() {
-		ctx, span = o.s.tracing.tracer.Start(ctx, "job "+job.Kind, trace.WithSpanKind(trace.SpanKindConsumer),
+		opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer),
 			trace.WithAttributes(attribute.String("messaging.system", "river"), attribute.String("river.kind", job.Kind),
 				attribute.String("river.queue", job.Queue), attribute.Int64("river.job_id", job.ID),
-				attribute.Int("river.attempt", job.Attempt), attribute.Int("river.max_attempts", job.MaxAttempts)))
+				attribute.Int("river.attempt", job.Attempt), attribute.Int("river.max_attempts", job.MaxAttempts))}
+		if link, ok := o.s.tracing.jobLink(job); ok {
+			opts = append(opts, trace.WithLinks(link))
+		}
+		ctx, span = o.s.tracing.tracer.Start(ctx, "job "+job.Kind, opts...)
 		defer span.End()
 	}
 	running := m.jobsRunning.WithLabelValues(job.Kind)

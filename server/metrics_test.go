@@ -67,7 +67,8 @@ func wantMetric(t *testing.T, body string, want float64, name string, labels ...
 // runJobs works the jobs with w through a River client that has the
 // server's job middleware, and returns once each has finished for good
 // (completed, discarded or cancelled).
-func runJobs[T river.JobArgs](t *testing.T, s *Server, w river.Worker[T], jobs ...river.InsertManyParams) {
+// The jobs are inserted with ctx.
+func runJobs[T river.JobArgs](t *testing.T, ctx context.Context, s *Server, w river.Worker[T], jobs ...river.InsertManyParams) {
 	t.Helper()
 	workers := river.NewWorkers()
 	river.AddWorker(workers, w)
@@ -87,7 +88,7 @@ func runJobs[T river.JobArgs](t *testing.T, s *Server, w river.Worker[T], jobs .
 		t.Fatal(err)
 	}
 	defer c.Stop(context.Background())
-	if _, err := c.InsertMany(t.Context(), jobs); err != nil {
+	if _, err := c.InsertMany(ctx, jobs); err != nil {
 		t.Fatal(err)
 	}
 	done := 0
@@ -140,7 +141,7 @@ func TestJobMetrics(t *testing.T) {
 	dbtest.Run(t, func(t *testing.T, db *dbtest.DB) {
 		s := newTestServer(t, db)
 		one := &river.InsertOpts{MaxAttempts: 1}
-		runJobs(t, s.srv, modeWorker{},
+		runJobs(t, t.Context(), s.srv, modeWorker{},
 			river.InsertManyParams{Args: modeJobArgs{Mode: "ok"}},
 			river.InsertManyParams{Args: modeJobArgs{Mode: "fail"}, InsertOpts: one},
 			river.InsertManyParams{Args: modeJobArgs{Mode: "flaky"}, InsertOpts: &river.InsertOpts{MaxAttempts: 2}},

@@ -2,11 +2,13 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 
+	"github.com/riverqueue/river/rivertype"
 	"github.com/uptrace/bun/extra/bunotel"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
@@ -179,6 +181,52 @@ func (c childOnlyTracer) Start(ctx context.Context, name string, opts ...trace.S
 		return ctx, trace.SpanFromContext(ctx) // a non-recording span
 	}
 	return c.Tracer.Start(ctx, name, opts...)
+}
+
+// jobTraceKey is the member of a job's metadata that carries the trace
+// context of the code that inserted it (a webhook request, for example).
+const jobTraceKey = "otel_trace"
+
+// injectJobs writes ctx's trace context into the metadata of jobs being
+// inserted, so that the span of their work can link to the insertion.
+func (t *tracing) injectJobs(ctx context.Context, params []*rivertype.JobInsertParams) {
+	if !t.on() || !trace.SpanContextFromContext(ctx).IsValid() {
+		return
+	}
+	carrier := propagation.MapCarrier{}
+	t.prop.Inject(ctx, carrier)
+	if len(carrier) == 0 {
+		return
+	}
+	for _, p := range params {
+		md := map[string]any{}
+		if len(p.Metadata) > 0 {
+			if err := json.Unmarshal(p.Metadata, &md); err != nil {
+				continue // not an object: leave it alone
+			}
+		}
+		md[jobTraceKey] = carrier
+		if b, err := json.Marshal(md); err == nil {
+			p.Metadata = b
+		}
+	}
+}
+
+// jobLink returns a link to the span that inserted job, if its metadata
+// carries one. A job runs later, maybe much later, than the request that
+// queued it: it starts a trace of its own, linked to that request's.
+func (t *tracing) jobLink(job *rivertype.JobRow) (trace.Link, bool) {
+	var md struct {
+		Trace map[string]string `json:"otel_trace"`
+	}
+	if len(job.Metadata) == 0 || json.Unmarshal(job.Metadata, &md) != nil || len(md.Trace) == 0 {
+		return trace.Link{}, false
+	}
+	sc := trace.SpanContextFromContext(t.prop.Extract(context.Background(), propagation.MapCarrier(md.Trace)))
+	if !sc.IsValid() {
+		return trace.Link{}, false
+	}
+	return trace.Link{SpanContext: sc}, true
 }
 
 // TraceLogHandler wraps h so that every record logged with a context that

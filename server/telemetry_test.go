@@ -305,7 +305,9 @@ func TestTracingJobsAndOutbound(t *testing.T) {
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 		s := newTestServerOpts(t, db, Options{TracerProvider: tp})
 
-		runJobs(t, s.srv, &queryWorker{s: s.srv}, river.InsertManyParams{Args: queryJobArgs{}})
+		ictx, inserter := tp.Tracer("test").Start(t.Context(), "inserter")
+		runJobs(t, ictx, s.srv, &queryWorker{s: s.srv}, river.InsertManyParams{Args: queryJobArgs{}})
+		inserter.End()
 		var job sdktrace.ReadOnlySpan
 		for _, sp := range rec.Ended() {
 			if sp.Name() == "job telemetry_test_query" {
@@ -314,6 +316,12 @@ func TestTracingJobsAndOutbound(t *testing.T) {
 		}
 		if job == nil || job.SpanKind() != trace.SpanKindConsumer {
 			t.Fatalf("no consumer span for the job: %v", spanNames(rec.Ended()))
+		}
+		if l := job.Links(); len(l) != 1 || l[0].SpanContext.SpanID() != inserter.SpanContext().SpanID() {
+			t.Errorf("job span links %+v, want one to the inserting span", l)
+		}
+		if job.Parent().IsValid() {
+			t.Errorf("job span has a parent %v; it starts a trace linked to the inserter's", job.Parent())
 		}
 		children := 0
 		for _, sp := range rec.Ended() {
