@@ -78,6 +78,10 @@ type riverUI struct {
 	reason   string // why the UI is unavailable when !postgres
 	csrf     *http.CrossOriginProtection
 
+	// base is the context of the UI's background queries: the mount's
+	// values, cancelled by close only.
+	base context.Context
+
 	mu     sync.Mutex
 	h      *riverui.Handler
 	pool   *pgxpool.Pool
@@ -98,7 +102,7 @@ var riverUIs = struct {
 // that names the events API instead. Nothing connects to the database until
 // the UI is first opened. [Server.closeRiverUI] releases what the UI holds.
 func (s *Server) mountRiverUI(ctx context.Context, mux *http.ServeMux) error {
-	u := &riverUI{s: s, csrf: http.NewCrossOriginProtection()}
+	u := &riverUI{s: s, csrf: http.NewCrossOriginProtection(), base: context.WithoutCancel(ctx)}
 	u.csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		problem.Error(w, http.StatusForbidden, "cross-origin request refused: the River UI accepts changes from its own pages only")
 	}))
@@ -123,7 +127,6 @@ func (s *Server) mountRiverUI(ctx context.Context, mux *http.ServeMux) error {
 	riverUIs.m[s] = append(riverUIs.m[s], u)
 	riverUIs.Unlock()
 	mux.Handle(riverUIPrefix+"/", u)
-	_ = ctx // the UI is built on first use, with a context of its own
 	return nil
 }
 
@@ -218,8 +221,8 @@ func (u *riverUI) handler(ctx context.Context) (*riverui.Handler, error) {
 		return nil, fmt.Errorf("server: river ui: %w", err)
 	}
 	// The UI's background queries live until closeRiverUI, not as long as
-	// the request that happened to build it.
-	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	// the request that happened to build it, and carry none of its values.
+	hctx, cancel := context.WithCancel(u.base)
 	if err := h.Start(hctx); err != nil {
 		cancel()
 		pool.Close()

@@ -19,7 +19,7 @@ import (
 // server's handler.
 func riverUIServer(t *testing.T, db *dbtest.DB) *testServer {
 	t.Helper()
-	s := newTestServer(t, db)
+	s := newTestServer(t, db, func(c *Config) { c.TrustedProxies = "127.0.0.1/32,::1/128" })
 	mux := http.NewServeMux()
 	if err := s.srv.mountRiverUI(t.Context(), mux); err != nil {
 		t.Fatalf("mountRiverUI: %v", err)
@@ -97,6 +97,11 @@ func TestRiverUIAccess(t *testing.T) {
 		}
 		if strings.Contains(r.Header.Get("Cache-Control"), "store") == false {
 			t.Errorf("session answer is cacheable: %q", r.Header.Get("Cache-Control"))
+		}
+		// Behind a trusted proxy that terminated TLS, the cookie is Secure.
+		r = s.doH("POST", adminSessionPath, root.Access, nil, http.Header{"X-Forwarded-Proto": {"https"}})
+		if sc := adminCookie(t, r); r.Status != http.StatusOK || !sc.Secure {
+			t.Errorf("session over https: %d, cookie %+v", r.Status, sc)
 		}
 		// The cookie is no credential for the API.
 		problemOf(t, s.doH("GET", "/api/tenants/", "", nil, withCookie(c)), http.StatusUnauthorized)
