@@ -90,7 +90,8 @@ type riverUI struct {
 }
 
 // riverUIs holds the River UIs mounted for each server, for
-// [Server.closeRiverUI].
+// [Server.closeRiverUI]; an entry lives from the mount to the server's
+// Close.
 var riverUIs = struct {
 	sync.Mutex
 	m map[*Server][]*riverUI
@@ -103,9 +104,6 @@ var riverUIs = struct {
 // the UI is first opened. [Server.closeRiverUI] releases what the UI holds.
 func (s *Server) mountRiverUI(ctx context.Context, mux *http.ServeMux) error {
 	u := &riverUI{s: s, csrf: http.NewCrossOriginProtection(), base: context.WithoutCancel(ctx)}
-	u.csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		problem.Error(w, http.StatusForbidden, "cross-origin request refused: the River UI accepts changes from its own pages only")
-	}))
 	switch {
 	case s.db.Dialect().Name() != dialect.PG:
 		u.reason = riverUIMessage
