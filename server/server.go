@@ -143,11 +143,6 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		s.log = NewLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
 	}
 	s.log = slog.New(TraceLogHandler(s.log.Handler()))
-	tr, err := newTracing(ctx, os.Getenv, opts.TracerProvider)
-	if err != nil {
-		return nil, err
-	}
-	s.tracing = tr
 	s.db = opts.DB
 	if s.db == nil {
 		db, err := sqldb.Open(ctx, cfg.DatabaseURL, sqldb.Options{Synchronous: cfg.SQLiteSynchronous, MaxOpenConns: cfg.DBMaxConns})
@@ -156,6 +151,12 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		}
 		s.db, s.ownsDB = db, true
 	}
+	tr, err := newTracing(ctx, os.Getenv, opts.TracerProvider)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.tracing = tr
 	if !opts.SkipMigrate {
 		if err := Migrate(ctx, s.db, cfg.DBAppRole); err != nil {
 			s.Close()
