@@ -277,6 +277,7 @@ func (s *Server) handleRotateSecret(ctx context.Context, in *rotateSecretInput) 
 	if err != nil {
 		return nil, err
 	}
+	s.integ.conns.forget(c.ID)
 	v := connectionView(c)
 	v.Secret = secret
 	return &connectionOutput{Body: v}, nil
@@ -300,6 +301,9 @@ func (s *Server) handleDeleteConnection(ctx context.Context, in *connectionIDInp
 			ResourceType: "integration_connection", ResourceID: c.ID.String(),
 			Changes: map[string]audit.Change{"provider": {Before: c.Provider}, "external_account": {Before: c.ExternalAccount}}})
 	})
+	if err == nil {
+		s.integ.conns.forget(in.ID)
+	}
 	return nil, err
 }
 

@@ -2,12 +2,12 @@ package server
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
 	"unicode/utf8"
 
+	"github.com/google/uuid"
 	"github.com/riverqueue/river"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
@@ -43,51 +43,27 @@ func (w *webhookWorker) Work(ctx context.Context, job *river.Job[webhookJobArgs]
 		return err
 	}
 	ctx = tenancy.WithTenant(ctx, t)
+	attempt := job.Args.AttemptOffset + job.Attempt
 	var provider string
 	var tenantChanged *tenancy.Tenant
 	err = s.tx.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		ev := new(WebhookEvent)
-		q := tx.NewSelect().Model(ev).Where("we.id = ?", job.Args.EventID)
-		if tx.Dialect().Name() == dialect.PG {
-			q = q.For("UPDATE")
-		}
-		if err := q.Scan(ctx); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("%w: event %s not found", ErrPermanent, job.Args.EventID)
-			}
+		evs, err := s.lockEvents(ctx, tx, []uuid.UUID{job.Args.EventID})
+		if err != nil {
 			return err
 		}
+		if len(evs) == 0 {
+			return fmt.Errorf("%w: event %s not found", ErrPermanent, job.Args.EventID)
+		}
+		ev := evs[0]
 		provider = ev.Provider
 		if ev.Status == EventProcessed || ev.Status == EventSkipped {
 			return nil
 		}
-		if hook := s.integ.hook; hook != nil {
-			if err := hook(ctx, ev, job.Attempt); err != nil {
-				return err
-			}
-		}
-		p, ok := providers[ev.Provider]
-		if !ok {
-			return fmt.Errorf("%w: unknown provider %q", ErrPermanent, ev.Provider)
-		}
-		ctx = audit.WithActor(ctx, audit.Actor{Type: audit.ActorIntegration, ID: ev.Provider})
-		pc := &processing{s: s, tx: tx, ev: ev}
-		handled, err := p.handle(ctx, pc)
-		if err != nil {
-			return err
-		}
-		tenantChanged = pc.tenant
-		now := s.now()
-		ev.Status, ev.Attempts, ev.LastError, ev.ProcessedAt, ev.UpdatedAt = EventProcessed, job.Attempt, "", &now, now
-		if !handled {
-			ev.Status = EventSkipped
-		}
-		_, err = tx.NewUpdate().Model(ev).Column("status", "attempts", "last_error", "processed_at", "updated_at").WherePK().Exec(ctx)
+		tenantChanged, err = s.applyEvent(ctx, tx, ev, attempt)
 		return err
 	})
 	if tenantChanged != nil {
-		s.lookup.Forget(tenantChanged.ID.String())
-		s.lookup.Forget(tenantChanged.Slug)
+		s.forgetTenant(tenantChanged)
 	}
 	if err == nil {
 		return nil
@@ -98,25 +74,72 @@ func (w *webhookWorker) Work(ctx context.Context, job *river.Job[webhookJobArgs]
 	if last {
 		status = EventFailed
 	}
-	if ferr := s.markFailure(ctx, job, status, err); ferr != nil {
+	ferr := s.tx.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		return s.markFailure(ctx, tx, job.Args.EventID, attempt, status, err)
+	})
+	if ferr != nil {
 		s.log.ErrorContext(ctx, "webhooks: recording a failed attempt", slog.Any("error", ferr))
 	}
-	level := slog.LevelInfo
-	if last {
-		level = slog.LevelWarn
-	}
-	s.log.Log(ctx, level, "webhooks: processing failed", slog.String("provider", provider),
-		slog.String("event", job.Args.EventID.String()), slog.Int("attempt", job.Attempt),
-		slog.String("status", status), slog.Any("error", err))
+	s.logFailure(ctx, provider, job.Args.EventID, attempt, status, err)
 	if permanent {
 		return river.JobCancel(err)
 	}
 	return err
 }
 
-// markFailure records a failed attempt on the event in its own transaction
-// (the attempt's own rolled back).
-func (s *Server) markFailure(ctx context.Context, job *river.Job[webhookJobArgs], status string, cause error) error {
+// lockEvents reads the events ids of ctx's tenant in tx, locked for update
+// on Postgres (SQLite's write transaction holds the database).
+func (s *Server) lockEvents(ctx context.Context, tx bun.Tx, ids []uuid.UUID) ([]*WebhookEvent, error) {
+	var evs []*WebhookEvent
+	q := tx.NewSelect().Model(&evs).Where("we.id IN (?)", bun.In(ids)).Order("we.id")
+	if tx.Dialect().Name() == dialect.PG {
+		q = q.For("UPDATE")
+	}
+	return evs, q.Scan(ctx)
+}
+
+// applyEvent processes ev in tx: the provider's handler applies its effect
+// with its audit events, and the event is marked processed (or skipped, for
+// a type the provider does not handle). It returns the tenant a handler
+// changed, for the cached lookup to forget after the commit.
+func (s *Server) applyEvent(ctx context.Context, tx bun.Tx, ev *WebhookEvent, attempt int) (*tenancy.Tenant, error) {
+	p, ok := providers[ev.Provider]
+	if !ok {
+		return nil, fmt.Errorf("%w: unknown provider %q", ErrPermanent, ev.Provider)
+	}
+	ctx = audit.WithActor(ctx, audit.Actor{Type: audit.ActorIntegration, ID: ev.Provider})
+	pc := &processing{s: s, tx: tx, ev: ev}
+	handled, err := p.handle(ctx, pc)
+	if err != nil {
+		return nil, err
+	}
+	if hook := s.integ.hook; hook != nil {
+		if err := hook(ctx, ev, attempt); err != nil {
+			return nil, err
+		}
+	}
+	now := s.now()
+	ev.Status, ev.Attempts, ev.LastError, ev.ProcessedAt, ev.UpdatedAt = EventProcessed, attempt, "", &now, now
+	if !handled {
+		ev.Status = EventSkipped
+	}
+	_, err = tx.NewUpdate().Model(ev).Column("status", "attempts", "last_error", "processed_at", "updated_at").WherePK().Exec(ctx)
+	return pc.tenant, err
+}
+
+func (s *Server) logFailure(ctx context.Context, provider string, id uuid.UUID, attempt int, status string, err error) {
+	level := slog.LevelInfo
+	if status == EventFailed {
+		level = slog.LevelWarn
+	}
+	s.log.Log(ctx, level, "webhooks: processing failed", slog.String("provider", provider),
+		slog.String("event", id.String()), slog.Int("attempt", attempt),
+		slog.String("status", status), slog.Any("error", err))
+}
+
+// markFailure records a failed attempt on event id in tx (the attempt's
+// own work rolled back).
+func (s *Server) markFailure(ctx context.Context, tx bun.Tx, id uuid.UUID, attempt int, status string, cause error) error {
 	msg := cause.Error()
 	if len(msg) > maxLastError {
 		msg = msg[:maxLastError]
@@ -124,13 +147,11 @@ func (s *Server) markFailure(ctx context.Context, job *river.Job[webhookJobArgs]
 			msg = msg[:len(msg)-1]
 		}
 	}
-	return s.tx.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		_, err := tx.NewUpdate().Model((*WebhookEvent)(nil)).
-			Set("status = ?", status).Set("attempts = ?", job.Attempt).Set("last_error = ?", msg).Set("updated_at = ?", s.now()).
-			Where("id = ?", job.Args.EventID).Where("status NOT IN (?)", bun.In([]string{EventProcessed, EventSkipped})).
-			Exec(ctx)
-		return err
-	})
+	_, err := tx.NewUpdate().Model((*WebhookEvent)(nil)).
+		Set("status = ?", status).Set("attempts = ?", attempt).Set("last_error = ?", msg).Set("updated_at = ?", s.now()).
+		Where("id = ?", id).Where("status NOT IN (?)", bun.In([]string{EventProcessed, EventSkipped})).
+		Exec(ctx)
+	return err
 }
 
 // processing is what a provider's handler works with: the transaction and

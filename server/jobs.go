@@ -75,6 +75,10 @@ func migrateRiver(ctx context.Context, db *bun.DB) error {
 type webhookJobArgs struct {
 	EventID  uuid.UUID `json:"event_id"`
 	TenantID uuid.UUID `json:"tenant_id"`
+	// AttemptOffset counts the event's attempts made before this job (by
+	// the batch job that first processed it): the job's attempt n is the
+	// event's attempt AttemptOffset+n.
+	AttemptOffset int `json:"attempt_offset,omitempty"`
 }
 
 // Kind implements river.JobArgs.
@@ -102,6 +106,11 @@ func (p retryPolicy) delay(attempt int) time.Duration {
 		d = b.NextBackOff()
 	}
 	return d
+}
+
+// retryPolicy is the configured retry policy of jobs.
+func (s *Server) retryPolicy() retryPolicy {
+	return retryPolicy{base: s.cfg.WebhookRetryBase, max: s.cfg.WebhookRetryMax}
 }
 
 // quietLogger passes on only warnings and errors: River logs every fetch
@@ -134,7 +143,7 @@ func (s *Server) newJobClient(work bool) (*river.Client[*sql.Tx], error) {
 	rc := &river.Config{
 		Logger:      quietLogger(s.log),
 		MaxAttempts: cfg.WebhookMaxAttempts,
-		RetryPolicy: retryPolicy{base: cfg.WebhookRetryBase, max: cfg.WebhookRetryMax},
+		RetryPolicy: s.retryPolicy(),
 		// A job left running by a process that died is worked again after
 		// twice the timeout (River's rescuer).
 		JobTimeout:           cfg.WebhookJobTimeout,
@@ -145,6 +154,9 @@ func (s *Server) newJobClient(work bool) (*river.Client[*sql.Tx], error) {
 	if work {
 		workers := river.NewWorkers()
 		if err := river.AddWorkerSafely(workers, &webhookWorker{s: s}); err != nil {
+			return nil, err
+		}
+		if err := river.AddWorkerSafely(workers, &webhookBatchWorker{s: s}); err != nil {
 			return nil, err
 		}
 		if err := s.addIntegrationWorkers(workers); err != nil {

@@ -100,9 +100,10 @@ type Options struct {
 	// the cost of the audit log (saaskit bench -audit=false) and must not
 	// be used in production: changes then leave no trace.
 	DisableAudit bool
-	// ProcessHook, when set, runs before each attempt to process a webhook
-	// event, in the attempt's transaction; an error fails the attempt (fault
-	// injection in tests).
+	// ProcessHook, when set, runs in each attempt to process a webhook
+	// event, after the provider's handler and in the attempt's transaction;
+	// an error fails the attempt and undoes its work (fault injection in
+	// tests).
 	ProcessHook func(ctx context.Context, ev *WebhookEvent, attempt int) error
 	// Integrations configures the outbound client that checks the
 	// providers' health and reconciles connections (breakers are keyed by

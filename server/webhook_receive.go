@@ -32,7 +32,9 @@ type webhookState struct {
 	worker *river.Client[*sql.Tx]
 	// stopPrune ends the workers' pruning of old events.
 	stopPrune context.CancelFunc
-	// hook runs before each processing attempt (Options.ProcessHook).
+	// conns caches the connections the receivers read.
+	conns connCache
+	// hook runs in each processing attempt (Options.ProcessHook).
 	hook func(ctx context.Context, ev *WebhookEvent, attempt int) error
 }
 
@@ -81,15 +83,19 @@ func (s *Server) resolveConnection(provider string) func(r *http.Request) (webho
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: connection id is not a uuid", webhooks.ErrUnknownSource)
 		}
-		conn := new(IntegrationConnection)
-		err = s.tx.Read(tenancy.System(ctx), func(ctx context.Context, db bun.IDB) error {
-			return db.NewSelect().Model(conn).Where("ic.id = ?", id).Where("ic.provider = ?", provider).Scan(ctx)
-		})
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, nil, fmt.Errorf("%w: no %s connection %s", webhooks.ErrUnknownSource, provider, id)
-		}
-		if err != nil {
-			return nil, nil, err
+		conn, ok := s.integ.conns.get(provider, id, s.now())
+		if !ok {
+			conn = new(IntegrationConnection)
+			err = s.tx.Read(tenancy.System(ctx), func(ctx context.Context, db bun.IDB) error {
+				return db.NewSelect().Model(conn).Where("ic.id = ?", id).Where("ic.provider = ?", provider).Scan(ctx)
+			})
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil, nil, fmt.Errorf("%w: no %s connection %s", webhooks.ErrUnknownSource, provider, id)
+			}
+			if err != nil {
+				return nil, nil, err
+			}
+			s.integ.conns.put(conn, s.now())
 		}
 		t, err := s.lookup.LookupTenant(ctx, conn.TenantID.String())
 		if errors.Is(err, tenancy.ErrTenantNotFound) {
@@ -162,18 +168,21 @@ func (k *webhookSink) store(ctx context.Context, wes []*WebhookEvent) (map[uuid.
 		if err != nil {
 			return err
 		}
-		params := make([]river.InsertManyParams, 0, len(ids))
+		if len(ids) == 0 {
+			return nil
+		}
 		for _, id := range ids {
 			stored[id] = true
 		}
+		// One job for the new events (a few when more than a job takes),
+		// in the order received.
+		newIDs := make([]uuid.UUID, 0, len(ids))
 		for _, we := range wes {
 			if stored[we.ID] {
-				params = append(params, river.InsertManyParams{Args: webhookJobArgs{EventID: we.ID, TenantID: we.TenantID}})
+				newIDs = append(newIDs, we.ID)
 			}
 		}
-		if len(params) == 0 {
-			return nil
-		}
+		params := batchJobs(wes[0].TenantID, newIDs)
 		if _, err := k.s.integ.jobs.InsertManyFastTx(ctx, tx.Tx, params); err != nil {
 			return fmt.Errorf("server: enqueue events: %w", err)
 		}

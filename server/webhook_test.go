@@ -502,3 +502,97 @@ func TestWebhookPruneKeepsFailedAndRecent(t *testing.T) {
 		}
 	})
 }
+
+// integrationAudits counts the tenant's audit events with the action
+// recorded by an integration.
+func (s *testServer) integrationAudits(owner session, action string) int {
+	n := 0
+	for _, e := range s.auditEvents(owner, action) {
+		if e.Actor.Type == audit.ActorIntegration {
+			n++
+		}
+	}
+	return n
+}
+
+// TestWebhookBatchJobPartialFailure sends events in one batch request, so
+// that one job applies them in one transaction: an event whose attempt
+// fails after its handler wrote is undone alone and retried by a job of its
+// own, the others commit, and working the batch job again changes nothing.
+func TestWebhookBatchJobPartialFailure(t *testing.T) {
+	dbtest.Run(t, func(t *testing.T, db *dbtest.DB) {
+		var mu sync.Mutex
+		attempts := map[string][]int{}
+		hook := func(ctx context.Context, ev *WebhookEvent, attempt int) error {
+			mu.Lock()
+			defer mu.Unlock()
+			attempts[ev.EventID] = append(attempts[ev.EventID], attempt)
+			if ev.EventID == "p1" && attempt == 1 {
+				return errors.New("p1 fails once")
+			}
+			return nil
+		}
+		s := newWebhookServer(t, db, Options{ProcessHook: hook})
+		owner := s.register("owner@example.com", "Acme")
+		c := s.connect(owner, ProviderUserService, "acme")
+		var items []json.RawMessage
+		for i := range 3 {
+			items = append(items, event(fmt.Sprintf("p%d", i), "user.created",
+				map[string]any{"id": fmt.Sprintf("u%d", i), "email": fmt.Sprintf("p%d@example.com", i)}))
+		}
+		body, _ := json.Marshal(items)
+		r := s.doH("POST", c.WebhookURL+"batch/", "", body, webhookstest.SignStandard("batch_p", body, time.Now(), c.Secret))
+		if r.Status != http.StatusMultiStatus {
+			t.Fatalf("batch: %d %s", r.Status, r.Body)
+		}
+		var ids []uuid.UUID
+		for i := range 3 {
+			e := s.waitEvent(owner, fmt.Sprintf("p%d", i), EventProcessed)
+			ids = append(ids, e.ID)
+			if want := map[int]int{0: 1, 1: 2, 2: 1}[i]; e.Attempts != want {
+				t.Errorf("p%d processed after %d attempts, want %d", i, e.Attempts, want)
+			}
+		}
+		mu.Lock()
+		if got := fmt.Sprint(attempts); got != "map[p0:[1] p1:[1 2] p2:[1]]" {
+			t.Errorf("attempts %s", got)
+		}
+		mu.Unlock()
+		if m := s.members(owner); len(m) != 4 {
+			t.Fatalf("members %v, want the owner and 3", m)
+		}
+		if n := s.integrationAudits(owner, ActionMemberCreated); n != 3 {
+			t.Fatalf("%d member.created audit events by the integration, want 3 (the failed attempt's undone)", n)
+		}
+
+		// The batch job worked again (as after a crash before River
+		// recorded it done) applies nothing twice.
+		tenant := uuid.MustParse(owner.TenantID)
+		res, err := s.srv.integ.jobs.Insert(t.Context(), webhookBatchArgs{TenantID: tenant, EventIDs: ids}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			j, err := s.srv.integ.jobs.JobGet(t.Context(), res.Job.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if j.State == "completed" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("batch job %s", j.State)
+			}
+			time.Sleep(5 * time.Millisecond) // polling interval, not a timing assertion
+		}
+		mu.Lock()
+		if got := fmt.Sprint(attempts); got != "map[p0:[1] p1:[1 2] p2:[1]]" {
+			t.Errorf("attempts after the job ran again: %s", got)
+		}
+		mu.Unlock()
+		if n := s.integrationAudits(owner, ActionMemberCreated); n != 3 {
+			t.Fatalf("%d member.created audit events by the integration after the job ran again, want 3", n)
+		}
+	})
+}

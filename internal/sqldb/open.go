@@ -21,7 +21,7 @@ import (
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
 	"github.com/uptrace/bun/dialect/sqlitedialect"
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite"
 )
 
 // ErrBadURL is returned by Open for a database URL it cannot use.
@@ -79,10 +79,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*bun.DB, error) {
 		if err != nil {
 			return nil, err
 		}
-		sqldb, err := sql.Open("sqlite", dsn)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrBadURL, err)
-		}
+		sqldb := sql.OpenDB(cachingConnector{dsn: dsn, drv: &sqlite.Driver{}})
 		n := opts.MaxOpenConns
 		if n == 0 {
 			n = max(4, 2*runtime.GOMAXPROCS(0))
