@@ -77,64 +77,81 @@ func (w *webhookBatchWorker) Work(ctx context.Context, job *river.Job[webhookBat
 	}
 	var failed []failure
 	var changed []*tenancy.Tenant
-	err = s.tx.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		failed, changed = failed[:0], changed[:0]
-		evs, err := s.lockEvents(ctx, tx, job.Args.EventIDs)
-		if err != nil {
-			return err
-		}
-		var retries []river.InsertManyParams
-		for _, ev := range evs {
-			if ev.Status != EventReceived && ev.Status != EventProcessing {
-				continue // done, or failed and left for replay
-			}
-			if ev.Attempts > 0 {
-				continue // its own job has it (after an earlier run of this one)
-			}
-			sp, err := tx.BeginTx(ctx, nil)
+	// Events are first applied without savepoints (two round trips an
+	// event fewer); if one fails, the transaction is undone and the job's
+	// events applied again, each under a savepoint.
+	errRedo := errors.New("redo with savepoints")
+	run := func(safe bool) error {
+		return s.tx.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			failed, changed = failed[:0], changed[:0]
+			evs, err := s.lockEvents(ctx, tx, job.Args.EventIDs)
 			if err != nil {
 				return err
 			}
-			t, perr := s.applyEvent(ctx, sp, ev, 1)
-			if perr == nil {
-				if err := sp.Commit(); err != nil {
+			var retries []river.InsertManyParams
+			for _, ev := range evs {
+				if ev.Status != EventReceived && ev.Status != EventProcessing {
+					continue // done, or failed and left for replay
+				}
+				if ev.Attempts > 0 {
+					continue // its own job has it (after an earlier run of this one)
+				}
+				db := tx
+				if safe {
+					if db, err = tx.BeginTx(ctx, nil); err != nil {
+						return err
+					}
+				}
+				t, perr := s.applyEvent(ctx, db, ev, 1)
+				if perr == nil {
+					if safe {
+						if err := db.Commit(); err != nil {
+							return err
+						}
+					}
+					if t != nil {
+						changed = append(changed, t)
+					}
+					continue
+				}
+				if ctx.Err() != nil {
+					return ctx.Err() // stopping: the whole job runs again
+				}
+				if !safe {
+					return errRedo
+				}
+				if err := db.Rollback(); err != nil {
 					return err
 				}
-				if t != nil {
-					changed = append(changed, t)
+				status := EventProcessing
+				if errors.Is(perr, ErrPermanent) || s.cfg.WebhookMaxAttempts <= 1 {
+					status = EventFailed
+				} else {
+					retries = append(retries, river.InsertManyParams{
+						Args: webhookJobArgs{EventID: ev.ID, TenantID: ev.TenantID, AttemptOffset: 1},
+						InsertOpts: &river.InsertOpts{
+							MaxAttempts: s.cfg.WebhookMaxAttempts - 1,
+							ScheduledAt: time.Now().Add(s.retryPolicy().delay(1)),
+						},
+					})
 				}
-				continue
+				if err := s.markFailure(ctx, tx, ev.ID, 1, status, perr); err != nil {
+					return err
+				}
+				failed = append(failed, failure{ev, status, perr})
 			}
-			if err := sp.Rollback(); err != nil {
-				return err
+			if len(retries) > 0 {
+				if _, err := s.integ.jobs.InsertManyFastTx(ctx, tx.Tx, retries); err != nil {
+					return fmt.Errorf("server: enqueue retries: %w", err)
+				}
 			}
-			if ctx.Err() != nil {
-				return ctx.Err() // stopping: the whole job runs again
-			}
-			status := EventProcessing
-			if errors.Is(perr, ErrPermanent) || s.cfg.WebhookMaxAttempts <= 1 {
-				status = EventFailed
-			} else {
-				retries = append(retries, river.InsertManyParams{
-					Args: webhookJobArgs{EventID: ev.ID, TenantID: ev.TenantID, AttemptOffset: 1},
-					InsertOpts: &river.InsertOpts{
-						MaxAttempts: s.cfg.WebhookMaxAttempts - 1,
-						ScheduledAt: time.Now().Add(s.retryPolicy().delay(1)),
-					},
-				})
-			}
-			if err := s.markFailure(ctx, tx, ev.ID, 1, status, perr); err != nil {
-				return err
-			}
-			failed = append(failed, failure{ev, status, perr})
-		}
-		if len(retries) > 0 {
-			if _, err := s.integ.jobs.InsertManyFastTx(ctx, tx.Tx, retries); err != nil {
-				return fmt.Errorf("server: enqueue retries: %w", err)
-			}
-		}
-		return nil
-	})
+			return nil
+		})
+	}
+	err = run(false)
+	if errors.Is(err, errRedo) {
+		err = run(true)
+	}
 	if err == nil {
 		for _, t := range changed {
 			s.forgetTenant(t)

@@ -193,6 +193,29 @@ func BenchmarkWebhookEndToEnd(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 			b.ReportMetric(float64(len(lat)), "processed")
+			var pickup, work []time.Duration
+			var jobs []struct {
+				CreatedAt   time.Time  `bun:"created_at"`
+				AttemptedAt *time.Time `bun:"attempted_at"`
+				FinalizedAt *time.Time `bun:"finalized_at"`
+			}
+			if err := r.srv.db.NewSelect().Table("river_job").Column("created_at", "attempted_at", "finalized_at").
+				Where("kind = ?", webhookBatchArgs{}.Kind()).Scan(tenancy.System(b.Context()), &jobs); err != nil {
+				b.Fatal(err)
+			}
+			for _, j := range jobs {
+				if j.AttemptedAt != nil && j.FinalizedAt != nil {
+					pickup = append(pickup, j.AttemptedAt.Sub(j.CreatedAt))
+					work = append(work, j.FinalizedAt.Sub(*j.AttemptedAt))
+				}
+			}
+			slices.Sort(pickup)
+			slices.Sort(work)
+			if len(pickup) > 0 {
+				b.ReportMetric(float64(len(lat))/float64(len(pickup)), "events/job")
+				b.ReportMetric(float64(pickup[len(pickup)/2].Microseconds())/1000, "pickup-p50-ms")
+				b.ReportMetric(float64(work[len(work)/2].Microseconds())/1000, "work-p50-ms")
+			}
 		}
 	})
 }
