@@ -59,6 +59,14 @@ type Config struct {
 	// DisableAudit), to measure what the log costs. users-create measures
 	// with and without by default; with DisableAudit it runs without only.
 	DisableAudit bool
+	// Preload, for webhook-ingest, is the number of processed events stored
+	// before measuring (the cost of ingest as the data grows).
+	Preload int
+	// BatchSize is the events a request of webhook-batch (default 100) and
+	// of webhook-process (default 1: single events).
+	BatchSize int
+	// Rate is the events a second webhook-process offers; default 500.
+	Rate int
 	// Log receives progress lines; nil means discard.
 	Log io.Writer
 }
@@ -77,12 +85,29 @@ type Result struct {
 	P99         time.Duration `json:"p99"`
 	// PeakRSS is the process's peak resident set in bytes (Linux), when known.
 	PeakRSS int64 `json:"peak_rss,omitempty"`
+	// EventsPerRequest and EventsPerSecond are set by webhook-batch.
+	EventsPerRequest int     `json:"events_per_request,omitempty"`
+	EventsPerSecond  float64 `json:"events_per_second,omitempty"`
+	// Latency is set by webhook-process, whose percentiles are of the time
+	// from receipt to processed, whose PerSecond is the events processed a
+	// second, Offered the events accepted a second, and Backlog the events
+	// not yet processed at the end of the measured window.
+	Latency bool    `json:"latency,omitempty"`
+	Offered float64 `json:"offered_per_second,omitempty"`
+	Backlog int64   `json:"backlog,omitempty"`
 }
 
 // String formats r as one report line.
 func (r Result) String() string {
+	if r.Latency {
+		return fmt.Sprintf("%-22s %-8s accepted %6.0f/s  processed %6.0f/s  backlog %d  receipt to processed: p50 %-9s p90 %-9s p99 %-9s  errors %d",
+			r.Scenario, r.Database, r.Offered, r.PerSecond, r.Backlog, round(r.P50), round(r.P90), round(r.P99), r.Errors)
+	}
 	s := fmt.Sprintf("%-22s %-8s c=%-3d %8.0f req/s  p50 %-9s p90 %-9s p99 %-9s  errors %d/%d",
 		r.Scenario, r.Database, r.Concurrency, r.PerSecond, round(r.P50), round(r.P90), round(r.P99), r.Errors, r.Requests)
+	if r.EventsPerSecond > 0 {
+		s += fmt.Sprintf("  = %.0f events/s", r.EventsPerSecond)
+	}
 	if r.PeakRSS > 0 {
 		s += fmt.Sprintf("  peak RSS %.0f MB", float64(r.PeakRSS)/(1<<20))
 	}
@@ -100,7 +125,7 @@ func round(d time.Duration) time.Duration {
 }
 
 // Scenarios lists the scenario names Run knows.
-var Scenarios = []string{"users-list", "login", "users-create"}
+var Scenarios = []string{"users-list", "login", "users-create", "webhook-ingest", "webhook-batch", "webhook-process"}
 
 func (c *Config) defaults() {
 	if c.Concurrency <= 0 {
@@ -117,6 +142,12 @@ func (c *Config) defaults() {
 	}
 	if c.Log == nil {
 		c.Log = io.Discard
+	}
+	if c.BatchSize <= 0 && c.Scenario == "webhook-batch" {
+		c.BatchSize = 100
+	}
+	if c.Rate <= 0 {
+		c.Rate = 500
 	}
 }
 
@@ -206,6 +237,12 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 		return login(ctx, cfg)
 	case "users-create":
 		return usersCreate(ctx, cfg)
+	case "webhook-ingest":
+		return webhookIngest(ctx, cfg)
+	case "webhook-batch":
+		return webhookBatch(ctx, cfg)
+	case "webhook-process":
+		return webhookProcess(ctx, cfg)
 	}
 	return nil, fmt.Errorf("%w: %q (known: %s)", ErrUnknownScenario, cfg.Scenario, strings.Join(Scenarios, ", "))
 }
