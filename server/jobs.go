@@ -71,6 +71,27 @@ func migrateRiver(ctx context.Context, db *bun.DB) error {
 	return nil
 }
 
+// riverVersions returns the versions of River's migrations applied to db
+// and all those this build knows. Before River's first migration there are
+// none applied.
+func riverVersions(ctx context.Context, db *bun.DB) (applied, all []int, err error) {
+	m, err := rivermigrate.New(riverDriver(db), &rivermigrate.Config{Logger: quietLogger(slog.Default())})
+	if err != nil {
+		return nil, nil, fmt.Errorf("server: river migrations: %w", err)
+	}
+	for _, v := range m.AllVersions() {
+		all = append(all, v.Version)
+	}
+	existing, err := m.ExistingVersions(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("server: river migrations: %w", err)
+	}
+	for _, v := range existing {
+		applied = append(applied, v.Version)
+	}
+	return applied, all, nil
+}
+
 // webhookJobArgs is the River job that processes one stored webhook event.
 type webhookJobArgs struct {
 	EventID  uuid.UUID `json:"event_id"`

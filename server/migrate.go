@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/migrate"
@@ -38,20 +40,40 @@ func (m MigrationSet) migrator(db *bun.DB) *migrate.Migrator {
 		migrate.WithMarkAppliedOnSuccess(true))
 }
 
+// migrateLockWait bounds how long Migrate waits for another process's
+// migration lock.
+const migrateLockWait = 2 * time.Minute
+
 // Migrate runs every pending migration and, on Postgres, makes sure the
 // application role exists with its grants (appRole may be empty).
+//
+// Several processes may start at once (replicas and workers of one
+// rollout): the first takes the migration lock (a row in the lock table of
+// the server's set) and the others wait for it, up to two minutes, then
+// find nothing pending. A process that died holding the lock leaves its row
+// behind; Migrate then fails with an error that names the table to clear.
 func Migrate(ctx context.Context, db *bun.DB, appRole string) error {
-	for _, set := range MigrationSets() {
-		m := set.migrator(db)
-		if err := m.Init(ctx); err != nil {
-			return fmt.Errorf("server: migrate %s: init: %w", set.Name, err)
+	sets := MigrationSets()
+	for _, set := range sets {
+		if err := initMigrator(ctx, set, db); err != nil {
+			return err
 		}
-		if err := m.Lock(ctx); err != nil {
-			return fmt.Errorf("server: migrate %s: lock: %w", set.Name, err)
-		}
-		_, err := m.Migrate(ctx)
-		m.Unlock(ctx) //nolint:errcheck
-		if err != nil {
+	}
+	pending, err := migrationsPending(ctx, db)
+	if err != nil {
+		return err
+	}
+	if !pending && appRole == "" {
+		return nil
+	}
+	lock := sets[len(sets)-1]
+	unlock, err := waitMigrationLock(ctx, lock.migrator(db), lock.Table+"_lock")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	for _, set := range sets {
+		if _, err := set.migrator(db).Migrate(ctx); err != nil {
 			return fmt.Errorf("server: migrate %s: %w", set.Name, err)
 		}
 	}
@@ -75,6 +97,63 @@ func Migrate(ctx context.Context, db *bun.DB, appRole string) error {
 		}
 	}
 	return nil
+}
+
+// initMigrator creates a set's migration tables. Two processes creating
+// them at once may collide on Postgres's catalog: the loser tries again.
+func initMigrator(ctx context.Context, set MigrationSet, db *bun.DB) error {
+	var err error
+	for range 5 {
+		if err = set.migrator(db).Init(ctx); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("server: migrate %s: init: %w", set.Name, err)
+}
+
+// migrationsPending reports whether any set, or River, has a migration not
+// yet applied.
+func migrationsPending(ctx context.Context, db *bun.DB) (bool, error) {
+	for _, set := range MigrationSets() {
+		ms, err := set.migrator(db).MigrationsWithStatus(ctx)
+		if err != nil {
+			return false, fmt.Errorf("server: migrate %s: %w", set.Name, err)
+		}
+		if len(ms.Unapplied()) > 0 {
+			return true, nil
+		}
+	}
+	applied, all, err := riverVersions(ctx, db)
+	if err != nil {
+		return false, err
+	}
+	return len(applied) < len(all), nil
+}
+
+// waitMigrationLock takes m's lock, waiting while another process holds
+// it, and returns its release.
+func waitMigrationLock(ctx context.Context, m *migrate.Migrator, table string) (func(), error) {
+	ctx, cancel := context.WithTimeout(ctx, migrateLockWait)
+	defer cancel()
+	wait := 20 * time.Millisecond
+	for {
+		err := m.Lock(ctx)
+		if err == nil {
+			return func() { m.Unlock(context.WithoutCancel(ctx)) }, nil //nolint:errcheck // a failed unlock leaves the row, reported by the next run
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("server: migrate: another process has held the migration lock for %s (%v); "+
+				"if none is migrating, one died doing so: delete the row of table %s", migrateLockWait, err, table)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 500*time.Millisecond)
+	}
 }
 
 // MigrateDown rolls back the last migration group of the named set (default:
@@ -126,6 +205,22 @@ func MigrationStatus(ctx context.Context, db *bun.DB, w io.Writer) error {
 		}
 		fmt.Fprintf(w, "%-10s applied: %s; pending: %s\n", set.Name, orNone(applied), orNone(pending))
 	}
+	applied, all, err := riverVersions(ctx, db)
+	if err != nil {
+		return err
+	}
+	done := map[int]bool{}
+	var a, p []string
+	for _, v := range applied {
+		done[v] = true
+		a = append(a, strconv.Itoa(v))
+	}
+	for _, v := range all {
+		if !done[v] {
+			p = append(p, strconv.Itoa(v))
+		}
+	}
+	fmt.Fprintf(w, "%-10s applied: %s; pending: %s\n", "river", orNone(a), orNone(p))
 	return nil
 }
 
