@@ -169,6 +169,8 @@ func (s *Server) newJobClient(work bool) (*river.Client[*sql.Tx], error) {
 		// twice the timeout (River's rescuer).
 		JobTimeout:           cfg.WebhookJobTimeout,
 		RescueStuckJobsAfter: 2 * cfg.WebhookJobTimeout,
+		// Spans and metrics of every job; trace context from insert to work.
+		Middleware: s.jobMiddleware(),
 		// Completed jobs are kept one day: the events table is the record.
 		CompletedJobRetentionPeriod: 24 * time.Hour,
 	}

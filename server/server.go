@@ -159,7 +159,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	}
 	s.tracing = tr
 	if !opts.SkipMigrate {
-		if err := Migrate(ctx, s.db, cfg.DBAppRole); err != nil {
+		if err := s.migrate(ctx); err != nil {
 			s.Close()
 			return nil, err
 		}
@@ -240,6 +240,9 @@ func (s *Server) setup(ctx context.Context) error {
 	if err := s.setupSSO(mux); err != nil {
 		return err
 	}
+	if err := s.mountRiverUI(ctx, mux); err != nil {
+		return err
+	}
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
@@ -265,6 +268,21 @@ func (s *Server) setup(ctx context.Context) error {
 	return nil
 }
 
+// migrate runs the migrations: through Config.MigrateDatabaseURL when set
+// (the tables' owner, while the server itself may connect as an
+// unprivileged role), else through the server's database.
+func (s *Server) migrate(ctx context.Context) error {
+	if s.cfg.MigrateDatabaseURL == "" || s.cfg.MigrateDatabaseURL == s.cfg.DatabaseURL {
+		return Migrate(ctx, s.db, s.cfg.DBAppRole)
+	}
+	owner, err := sqldb.Open(ctx, s.cfg.MigrateDatabaseURL, sqldb.Options{MaxOpenConns: 2})
+	if err != nil {
+		return fmt.Errorf("server: migrations database: %w", err)
+	}
+	defer owner.Close()
+	return Migrate(ctx, owner, s.cfg.DBAppRole)
+}
+
 // Handler returns the server's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
@@ -278,6 +296,7 @@ func (s *Server) API() huma.API { return s.api }
 // database if the server opened it.
 func (s *Server) Close() error {
 	var errs []error
+	s.closeRiverUI()
 	if s.rl != nil {
 		for _, c := range s.rl.closers {
 			errs = append(errs, c())

@@ -56,8 +56,10 @@ func (s *Server) setupIntegrations(ctx context.Context, mux *http.ServeMux) erro
 	for _, name := range providerNames() {
 		resolve := s.resolveConnection(name)
 		base := "/api/integrations/webhooks/" + name + "/{connection}/"
-		mux.Handle(base, &webhooks.Receiver{Provider: name, Resolve: resolve, Sink: sink, Logger: s.log, Now: s.now})
-		mux.Handle(base+"batch/", &webhooks.BatchReceiver{Provider: name, Resolve: resolve, Sink: sink, Logger: s.log, Now: s.now})
+		mux.Handle(base, &webhooks.Receiver{Provider: name, Resolve: resolve, Sink: sink, Logger: s.log, Now: s.now,
+			OnResult: s.webhookResult, OnReject: s.webhookRejected})
+		mux.Handle(base+"batch/", &webhooks.BatchReceiver{Provider: name, Resolve: resolve, Sink: sink, Logger: s.log, Now: s.now,
+			OnResult: s.webhookResult, OnReject: s.webhookRejected})
 	}
 	mux.HandleFunc("/api/integrations/webhooks/", func(w http.ResponseWriter, r *http.Request) {
 		problem.Error(w, http.StatusNotFound, "unknown webhook provider or URL: webhooks are received at /api/integrations/webhooks/{provider}/{connection_id}/")

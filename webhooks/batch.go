@@ -80,6 +80,10 @@ type BatchReceiver struct {
 	// OnResult, when set, is called once per event with its outcome, or
 	// once per request when the request fails as a whole.
 	OnResult func(provider, outcome string)
+	// OnReject: see Receiver.OnReject; it is also called once per event
+	// of the batch rejected as malformed, with the parser's or sink's
+	// error.
+	OnReject func(r *http.Request, provider, outcome string, err error)
 	// Now returns the current time for Event.ReceivedAt. Default time.Now.
 	Now func() time.Time
 }
@@ -118,7 +122,7 @@ func decodeBatch(body []byte) ([]json.RawMessage, error) {
 func (br *BatchReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f := front{
 		provider: br.Provider, verifier: br.Verifier, resolve: br.Resolve,
-		maxBody: br.MaxBodyBytes, logger: br.Logger, onResult: br.OnResult,
+		maxBody: br.MaxBodyBytes, logger: br.Logger, onResult: br.OnResult, onReject: br.OnReject,
 	}
 	if f.maxBody <= 0 {
 		f.maxBody = DefaultMaxBatchBodyBytes
@@ -137,7 +141,7 @@ func (br *BatchReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	items, err := decodeBatch(body)
 	if err != nil {
-		f.fail(ctx, w, http.StatusBadRequest, OutcomeRejected, err.Error())
+		f.failWith(ctx, w, http.StatusBadRequest, OutcomeRejected, err.Error(), fmt.Errorf("%w: %w", ErrMalformedEvent, err))
 		return
 	}
 	if len(items) > maxEvents {
@@ -161,6 +165,8 @@ func (br *BatchReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if !errors.Is(err, ErrMalformedEvent) {
 				f.log(ctx, slog.LevelError, "webhooks: parser failed", slog.Int("index", i), slog.Any("error", err))
 				res.Status, res.Error = OutcomeFailed, "internal error"
+			} else {
+				f.rejectItem(err)
 			}
 			continue
 		}
@@ -220,6 +226,7 @@ func (f *front) itemResult(ctx context.Context, res *ItemResult, dup bool, err e
 	switch {
 	case errors.Is(err, ErrMalformedEvent):
 		res.Status, res.Error = OutcomeRejected, reason(err)
+		f.rejectItem(err)
 	case err != nil:
 		f.log(ctx, slog.LevelError, "webhooks: sink failed", slog.String("event_id", res.ID), slog.Any("error", err))
 		res.Status, res.Error = OutcomeFailed, "internal error"
@@ -227,5 +234,12 @@ func (f *front) itemResult(ctx context.Context, res *ItemResult, dup bool, err e
 		res.Status = OutcomeDuplicate
 	default:
 		res.Status = OutcomeAccepted
+	}
+}
+
+// rejectItem reports one rejected event of a batch to OnReject.
+func (f *front) rejectItem(err error) {
+	if f.onReject != nil && f.req != nil {
+		f.onReject(f.req, f.provider, OutcomeRejected, err)
 	}
 }

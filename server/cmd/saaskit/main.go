@@ -5,6 +5,8 @@
 //	saaskit migrate up|down|status
 //	saaskit createsuperuser -email E [-password P]
 //	saaskit audit keygen|pubkey|checkpoint|export|verify
+//	saaskit backup [-check] FILE
+//	saaskit status [-json]
 //	saaskit bench -scenario users-list ...
 //	saaskit version
 //
@@ -47,6 +49,8 @@ commands:
   migrate          up | down [set] | status
   createsuperuser  create a platform superadmin (-email, -password)
   audit            keygen | pubkey | checkpoint | export | verify (signed, offline-verifiable audit exports)
+  backup           copy the SQLite database online to a new file; -check FILE verifies a copy
+  status           job queue, failing providers, webhook events, recent failures (-json)
   bench            load-test scenarios against an in-process server or a URL
   mock-services    run the mock user and payment services (REST, signed webhooks, fault injection)
   version          print the version
@@ -70,6 +74,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return migrateCmd(ctx, args, stdout, stderr)
 	case "createsuperuser":
 		return createSuperuser(ctx, args, stdout, stderr)
+	case "backup":
+		return backupCmd(ctx, args, stdout, stderr)
+	case "status":
+		return statusCmd(ctx, args, stdout, stderr)
 	case "audit":
 		return auditCmd(ctx, args, stdout, stderr)
 	case "bench":
