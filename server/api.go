@@ -37,6 +37,7 @@ func (s *Server) newAPI(mux *http.ServeMux) huma.API {
 	s.registerUsers(api)
 	s.registerAudit(api)
 	s.registerIntegrations(api)
+	documentWebhooks(api)
 	s.registerSSO(api)
 	return api
 }

@@ -28,7 +28,7 @@ type Config struct {
 	// while DatabaseURL is an unprivileged role.
 	MigrateDatabaseURL string `env:"SAASKIT_MIGRATE_DATABASE_URL" default:"" help:"Postgres URL of the table owner for migrations; empty: DatabaseURL"`
 	DBAppRole          string `env:"SAASKIT_DB_APP_ROLE" default:"saaskit_app" help:"Postgres role that tenant transactions SET LOCAL ROLE to when connected as the table owner; empty disables"`
-	SQLiteSynchronous  string `env:"SAASKIT_SQLITE_SYNCHRONOUS" default:"NORMAL" help:"SQLite synchronous pragma: NORMAL (durable against process crash) or FULL (durable against power loss)"`
+	SQLiteSynchronous  string `env:"SAASKIT_SQLITE_SYNCHRONOUS" default:"NORMAL" help:"SQLite synchronous pragma: NORMAL (a commit survives a crash of the process, not always power loss), FULL (a commit survives power loss too; an fsync per commit), EXTRA (as FULL in WAL mode), OFF (tests only: power loss may corrupt the file)"`
 	DBMaxConns         int    `env:"SAASKIT_DB_MAX_CONNS" default:"0" help:"connection pool size; 0: 4 per CPU on Postgres, 2 per CPU (at least 4) on SQLite"`
 
 	AdminEmail    string `env:"SAASKIT_ADMIN_EMAIL" default:"" help:"email of the superuser created on first start"`

@@ -63,10 +63,15 @@ func TestOpsEndpoints(t *testing.T) {
 		if !strings.HasPrefix(spec.OpenAPI, "3.1") {
 			t.Errorf("openapi = %q", spec.OpenAPI)
 		}
-		for _, p := range []string{"/api/auth/register/", "/api/users/", "/api/users/{id}/", "/api/tenants/{id}/"} {
+		for _, p := range []string{"/api/auth/register/", "/api/users/", "/api/users/{id}/", "/api/tenants/{id}/",
+			"/api/integrations/webhooks/{provider}/{connection}/", "/api/integrations/webhooks/{provider}/{connection}/batch/"} {
 			if _, ok := spec.Paths[p]; !ok {
 				t.Errorf("spec lacks %s", p)
 			}
+		}
+		if op, ok := spec.Paths["/api/integrations/webhooks/{provider}/{connection}/batch/"]["post"].(map[string]any); !ok ||
+			op["responses"].(map[string]any)["207"] == nil {
+			t.Errorf("batch receiver's operation: %v", op)
 		}
 		if r := s.must(200, "GET", "/api/docs", "", nil); !strings.Contains(string(r.Body), "<html") {
 			t.Errorf("docs page: %.200s", r.Body)
