@@ -426,14 +426,16 @@ func TestScaleOut(t *testing.T) {
 			if err != nil {
 				t.Fatalf("audit chain of %s: %v", tenant, err)
 			}
-			if res.Unsealed == 0 {
-				if tenant != uuid.Nil && res.Events < total {
-					t.Errorf("tenant chain holds %d events, want at least %d", res.Events, total)
-				}
+			// Verify reads the head before it counts the unsealed events, so
+			// a Seal in between can leave both short: the tenant's chain is
+			// complete once it holds an event a member created.
+			complete := tenant == uuid.Nil || res.Events >= total
+			if res.Unsealed == 0 && complete {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("audit chain of %s: %d events chained, %d unsealed after 30s", tenant, res.Events, res.Unsealed)
+				t.Fatalf("audit chain of %s: %d events chained (want at least %d for the tenant), %d unsealed after 30s",
+					tenant, res.Events, total, res.Unsealed)
 			}
 			time.Sleep(50 * time.Millisecond) // polling, not a timing assertion
 		}
