@@ -322,4 +322,3 @@ func (k *webhookSink) AcceptBatch(ctx context.Context, evs []*webhooks.Event) ([
 	}
 	return res, nil
 }
-
