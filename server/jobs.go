@@ -173,6 +173,11 @@ func (s *Server) newJobClient(work bool) (*river.Client[*sql.Tx], error) {
 		Middleware: s.jobMiddleware(),
 		// Completed jobs are kept one day: the events table is the record.
 		CompletedJobRetentionPeriod: 24 * time.Hour,
+		// A short cooldown lets a notified or busy worker fetch again soon;
+		// on the inserting client it is also the shortest time between two
+		// insert notifications of a queue (River's default, 100ms, would
+		// leave jobs inserted in between waiting for the next one).
+		FetchCooldown: min(max(cfg.WorkerPollInterval/2, time.Millisecond), 5*time.Millisecond),
 	}
 	if work {
 		workers := river.NewWorkers()
@@ -188,11 +193,8 @@ func (s *Server) newJobClient(work bool) (*river.Client[*sql.Tx], error) {
 		// Only the elected leader among the clients that work jobs inserts
 		// these; any worker works them.
 		rc.PeriodicJobs = s.periodicJobs()
-		// A short cooldown lets a notified or busy worker fetch again soon.
-		cool := min(max(cfg.WorkerPollInterval/2, time.Millisecond), 5*time.Millisecond)
 		rc.Workers = workers
-		rc.FetchPollInterval = max(cfg.WorkerPollInterval, cool)
-		rc.FetchCooldown = cool
+		rc.FetchPollInterval = max(cfg.WorkerPollInterval, rc.FetchCooldown)
 		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.WorkerConcurrency}}
 	}
 	c, err := river.NewClient(s.integ.driver, rc)

@@ -65,6 +65,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*bun.DB, error) {
 		if opts.SearchPath != "" {
 			cfg.RuntimeParams["search_path"] = opts.SearchPath
 		}
+		cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
 		sqldb := stdlib.OpenDB(*cfg)
 		n := opts.MaxOpenConns
 		if n == 0 {

@@ -35,7 +35,7 @@ type hooks struct {
 func newHooks(ctx context.Context, e *env) (*hooks, error) {
 	owner, err := e.registerOwner(ctx, "owner@hooks.example.com", "Hooks Bench")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("bench: register: %w", err)
 	}
 	h := &hooks{e: e, tenant: owner.Tenant.ID, run: uuid.NewString()[:8]}
 	err = e.call(ctx, http.MethodPost, "/api/integrations/connections/", owner.Access,
@@ -138,7 +138,7 @@ func (h *hooks) preload(ctx context.Context, cfg Config, n int) error {
 func rawInserts(ctx context.Context, cfg Config, e *env) (Result, error) {
 	db := e.srv.DB()
 	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS bench_raw_inserts (id TEXT PRIMARY KEY, body TEXT NOT NULL)`); err != nil {
-		return Result{}, err
+		return Result{}, fmt.Errorf("bench: raw inserts: %w", err)
 	}
 	q := "INSERT INTO bench_raw_inserts (id, body) VALUES (?, ?)"
 	if db.Dialect().Name() == dialect.PG {
@@ -150,8 +150,18 @@ func rawInserts(ctx context.Context, cfg Config, e *env) (Result, error) {
 		_, err := db.DB.ExecContext(ctx, q, id, body)
 		return err
 	})
-	_, err := db.ExecContext(ctx, `DROP TABLE bench_raw_inserts`)
-	return r, err
+	// A connection whose statement the end of the run cancelled may be
+	// closed; the drop takes another.
+	var err error
+	for range 3 {
+		if _, err = db.ExecContext(ctx, `DROP TABLE bench_raw_inserts`); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return r, fmt.Errorf("bench: raw inserts: %w", err)
+	}
+	return r, nil
 }
 
 // webhookIngest measures signed single events, then raw single-row
