@@ -73,18 +73,25 @@
 // tenant becomes the event's only after the signature verifies. Receiving is
 // one transaction: the event is inserted into webhook_events (unique per
 // connection and event id: 202 when new, 200 for a duplicate) together with
-// its River job (InsertTx), so that an accepted event is processed even if
-// the process dies the next instant. River's tables are migrated by
-// [Migrate].
+// its River job, so that an accepted event is processed even if the process
+// dies the next instant; no request is answered before that commit.
+// Concurrent single events of a tenant share one transaction (group commit;
+// on Postgres two such transactions are in flight at once), and a batch
+// request is one transaction. Each transaction queues one job for its events
+// (up to 100 a job): River's cost is per job, not per event. River's tables
+// are migrated by [Migrate].
 //
 // Workers run inside serve (SAASKIT_WORKERS=off turns them off there) and in
 // "saaskit worker", so that receivers and workers scale apart. A worker
-// processes an event in one transaction with its effect, its audit event
-// (actor integration:<provider>) and its new status: processed, or skipped
-// for a type the provider does not handle. Each external object keeps the
+// applies a job's events in one transaction, each with its effect, its audit
+// event (actor integration:<provider>) and its new status: processed, or
+// skipped for a type the provider does not handle. When one event fails, the
+// transaction is undone and run again with a savepoint for each event, so
+// that only the failing event's work is undone; it is marked with its error
+// and retried by a job of its own. Each external object keeps the
 // newest version applied (its updated_at, else the event's time), so that an
 // older event arriving late changes nothing and a replay is idempotent.
-// Failed attempts are retried with exponential backoff and jitter
+// Its failed attempts are retried with exponential backoff and jitter
 // (SAASKIT_WEBHOOK_RETRY_BASE doubling up to SAASKIT_WEBHOOK_RETRY_MAX) up to
 // SAASKIT_WEBHOOK_MAX_ATTEMPTS; then the event is failed with its last error
 // (the dead letter) until POST /api/integrations/events/{id}/replay/
