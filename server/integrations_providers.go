@@ -184,7 +184,7 @@ func (pc *processing) upsertMember(ctx context.Context, link *integrationLink, d
 	s, tx := pc.s, pc.tx
 	now := s.now()
 	user := new(User)
-	found := false
+	found, created := false, false
 	if link != nil && link.InternalID != "" {
 		err := tx.NewSelect().Model(user).Where("id = ?", link.InternalID).Scan(ctx)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -204,11 +204,15 @@ func (pc *processing) upsertMember(ctx context.Context, link *integrationLink, d
 			if err := s.insertUser(ctx, tx, user); err != nil {
 				return uuid.Nil, err
 			}
+			created = true
 		case err != nil:
 			return uuid.Nil, err
 		}
 	}
-	m, err := getMember(ctx, tx, user.ID)
+	m, err := (*Member)(nil), ErrNotFound
+	if !created { // a user created just now is nobody's member yet
+		m, err = getMember(ctx, tx, user.ID)
+	}
 	if errors.Is(err, ErrNotFound) {
 		m = &Member{UserID: user.ID, User: user, Role: role, IsActive: active, CreatedAt: now, UpdatedAt: now}
 		if _, err := tx.NewInsert().Model(m).Exec(ctx); err != nil {
