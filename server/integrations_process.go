@@ -35,14 +35,10 @@ type webhookWorker struct {
 // applies its effect once.
 func (w *webhookWorker) Work(ctx context.Context, job *river.Job[webhookJobArgs]) error {
 	s := w.s
-	t, err := s.lookup.LookupTenant(ctx, job.Args.TenantID.String())
-	if errors.Is(err, tenancy.ErrTenantNotFound) {
-		return river.JobCancel(err)
-	}
+	ctx, err := s.jobTenant(ctx, job.Args.TenantID)
 	if err != nil {
 		return err
 	}
-	ctx = tenancy.WithTenant(ctx, t)
 	attempt := job.Args.AttemptOffset + job.Attempt
 	var provider string
 	var tenantChanged *tenancy.Tenant
@@ -85,6 +81,19 @@ func (w *webhookWorker) Work(ctx context.Context, job *river.Job[webhookJobArgs]
 		return river.JobCancel(err)
 	}
 	return err
+}
+
+// jobTenant returns ctx with the tenant of a job; a job whose tenant is
+// gone is cancelled.
+func (s *Server) jobTenant(ctx context.Context, id uuid.UUID) (context.Context, error) {
+	t, err := s.lookup.LookupTenant(ctx, id.String())
+	if errors.Is(err, tenancy.ErrTenantNotFound) {
+		return ctx, river.JobCancel(err)
+	}
+	if err != nil {
+		return ctx, err
+	}
+	return tenancy.WithTenant(ctx, t), nil
 }
 
 // lockEvents reads the events ids of ctx's tenant in tx, locked for update

@@ -62,14 +62,10 @@ type webhookBatchWorker struct {
 // before River recorded its completion) applies each effect once.
 func (w *webhookBatchWorker) Work(ctx context.Context, job *river.Job[webhookBatchArgs]) error {
 	s := w.s
-	t, err := s.lookup.LookupTenant(ctx, job.Args.TenantID.String())
-	if errors.Is(err, tenancy.ErrTenantNotFound) {
-		return river.JobCancel(err)
-	}
+	ctx, err := s.jobTenant(ctx, job.Args.TenantID)
 	if err != nil {
 		return err
 	}
-	ctx = tenancy.WithTenant(ctx, t)
 	type failure struct {
 		ev     *WebhookEvent
 		status string

@@ -164,9 +164,9 @@ func rawInserts(ctx context.Context, cfg Config, e *env) (Result, error) {
 	return r, nil
 }
 
-// webhookIngest measures signed single events, then raw single-row
-// inserts into the same database.
-func webhookIngest(ctx context.Context, cfg Config) ([]Result, error) {
+// withHooks runs fn against an in-process server with a user-service
+// connection, then closes the server.
+func withHooks(ctx context.Context, cfg Config, fn func(e *env, h *hooks) ([]Result, error)) ([]Result, error) {
 	e, err := start(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -176,14 +176,11 @@ func webhookIngest(ctx context.Context, cfg Config) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := h.preload(ctx, cfg, cfg.Preload); err != nil {
-		return nil, err
-	}
-	name := "webhook-ingest"
-	if cfg.Preload > 0 {
-		name = fmt.Sprintf("webhook-ingest (%d stored)", cfg.Preload)
-	}
-	r := measure(ctx, cfg, name, e.dbName, func(ctx context.Context, _ int) error { return h.single(ctx) })
+	return fn(e, h)
+}
+
+// withRaw appends to r the raw single-row insert rate of e's database.
+func withRaw(ctx context.Context, cfg Config, e *env, r Result) ([]Result, error) {
 	raw, err := rawInserts(ctx, cfg, e)
 	if err != nil {
 		return nil, err
@@ -191,26 +188,31 @@ func webhookIngest(ctx context.Context, cfg Config) ([]Result, error) {
 	return []Result{r, raw}, nil
 }
 
+// webhookIngest measures signed single events, then raw single-row
+// inserts into the same database.
+func webhookIngest(ctx context.Context, cfg Config) ([]Result, error) {
+	return withHooks(ctx, cfg, func(e *env, h *hooks) ([]Result, error) {
+		if err := h.preload(ctx, cfg, cfg.Preload); err != nil {
+			return nil, err
+		}
+		name := "webhook-ingest"
+		if cfg.Preload > 0 {
+			name = fmt.Sprintf("webhook-ingest (%d stored)", cfg.Preload)
+		}
+		r := measure(ctx, cfg, name, e.dbName, func(ctx context.Context, _ int) error { return h.single(ctx) })
+		return withRaw(ctx, cfg, e, r)
+	})
+}
+
 // webhookBatch measures batches of cfg.BatchSize signed events a request.
 func webhookBatch(ctx context.Context, cfg Config) ([]Result, error) {
-	e, err := start(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	defer e.close()
-	h, err := newHooks(ctx, e)
-	if err != nil {
-		return nil, err
-	}
-	r := measure(ctx, cfg, fmt.Sprintf("webhook-batch (%d a request)", cfg.BatchSize), e.dbName,
-		func(ctx context.Context, _ int) error { return h.batch(ctx, cfg.BatchSize) })
-	r.EventsPerRequest = cfg.BatchSize
-	r.EventsPerSecond = r.PerSecond * float64(cfg.BatchSize)
-	raw, err := rawInserts(ctx, cfg, e)
-	if err != nil {
-		return nil, err
-	}
-	return []Result{r, raw}, nil
+	return withHooks(ctx, cfg, func(e *env, h *hooks) ([]Result, error) {
+		r := measure(ctx, cfg, fmt.Sprintf("webhook-batch (%d a request)", cfg.BatchSize), e.dbName,
+			func(ctx context.Context, _ int) error { return h.batch(ctx, cfg.BatchSize) })
+		r.EventsPerRequest = cfg.BatchSize
+		r.EventsPerSecond = r.PerSecond * float64(cfg.BatchSize)
+		return withRaw(ctx, cfg, e, r)
+	})
 }
 
 // webhookProcess sends events at a steady cfg.Rate a second with the
@@ -221,15 +223,10 @@ func webhookBatch(ctx context.Context, cfg Config) ([]Result, error) {
 // P99), the rate processed during the measured window, and the backlog
 // left at its end.
 func webhookProcess(ctx context.Context, cfg Config) ([]Result, error) {
-	e, err := start(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	defer e.close()
-	h, err := newHooks(ctx, e)
-	if err != nil {
-		return nil, err
-	}
+	return withHooks(ctx, cfg, func(e *env, h *hooks) ([]Result, error) { return process(ctx, cfg, e, h) })
+}
+
+func process(ctx context.Context, cfg Config, e *env, h *hooks) ([]Result, error) {
 	if err := e.srv.StartWorkers(ctx); err != nil {
 		return nil, err
 	}
