@@ -200,8 +200,10 @@ func (pc *processing) upsertMember(ctx context.Context, link *integrationLink, d
 		err = tx.NewSelect().Model(user).Where("email = ?", email).Scan(ctx)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
+			// The select above found no user with the email; a concurrent
+			// insert of the same email fails this attempt, which is retried.
 			user = &User{ID: uuid.Must(uuid.NewV7()), Email: email, FullName: d.FullName, CreatedAt: now, UpdatedAt: now}
-			if err := s.insertUser(ctx, tx, user); err != nil {
+			if _, err := tx.NewInsert().Model(user).Exec(ctx); err != nil {
 				return uuid.Nil, err
 			}
 			created = true
