@@ -197,9 +197,7 @@ func (k *webhookSink) storeTaken(ctx context.Context, take func() []*WebhookEven
 		clear(stored)
 		// One multi-row insert; RETURNING names the rows that were new
 		// (an id already stored, or twice in wes, is skipped).
-		var ids []uuid.UUID
-		_, err := tx.NewInsert().Model(&wes).On("CONFLICT (connection_id, provider, event_id) DO NOTHING").
-			Returning("id").Exec(ctx, &ids)
+		ids, err := insertEvents(ctx, tx, wes)
 		if err != nil {
 			return err
 		}
