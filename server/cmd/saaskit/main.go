@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/saaskit/saaskit/audit"
@@ -151,9 +152,22 @@ func workerCmd(ctx context.Context, args []string, stderr io.Writer) error {
 }
 
 func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	// The subcommand and its set may come before the flags or after them.
+	var pos []string
+	for len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		pos, args = append(pos, args[0]), args[1:]
+	}
 	cfg, fs, err := loadConfig("migrate", args, stderr, nil)
 	if err != nil {
 		return err
+	}
+	pos = append(pos, fs.Args()...)
+	sub := "up"
+	if len(pos) > 0 {
+		sub = pos[0]
+	}
+	if max := map[string]int{"up": 1, "status": 1, "down": 2}[sub]; max > 0 && len(pos) > max {
+		return fmt.Errorf("migrate %s: unexpected arguments %q (flags go before or after the subcommand)", sub, pos[1:])
 	}
 	url := cfg.DatabaseURL
 	if cfg.MigrateDatabaseURL != "" {
@@ -164,10 +178,6 @@ func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer db.Close()
-	sub := "up"
-	if fs.NArg() > 0 {
-		sub = fs.Arg(0)
-	}
 	switch sub {
 	case "up":
 		if err := server.Migrate(ctx, db, cfg.DBAppRole); err != nil {
@@ -175,7 +185,11 @@ func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return server.MigrationStatus(ctx, db, stdout)
 	case "down":
-		if err := server.MigrateDown(ctx, db, fs.Arg(1)); err != nil {
+		set := ""
+		if len(pos) > 1 {
+			set = pos[1]
+		}
+		if err := server.MigrateDown(ctx, db, set); err != nil {
 			return err
 		}
 		return server.MigrationStatus(ctx, db, stdout)

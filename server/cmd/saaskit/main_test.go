@@ -28,6 +28,15 @@ func TestCommands(t *testing.T) {
 	if out := runOK("migrate", "status"); strings.Contains(out, "pending: 2") {
 		t.Errorf("migrate status: %q", out)
 	}
+	// Flags after the subcommand apply: status of another, fresh database.
+	other := filepath.Join(dir, "other.db")
+	if out := runOK("migrate", "status", "-database-url", other); !strings.Contains(out, "server     applied: none") {
+		t.Errorf("migrate status -database-url after the subcommand: %q", out)
+	}
+	var outX, errX bytes.Buffer
+	if err := run(t.Context(), []string{"migrate", "status", "extra"}, &outX, &errX); err == nil || !strings.Contains(err.Error(), "unexpected arguments") {
+		t.Errorf("migrate status extra: %v", err)
+	}
 	out := runOK("createsuperuser", "-email", "ops@example.com")
 	if !strings.Contains(out, "ops@example.com, password ") {
 		t.Errorf("createsuperuser: %q", out)
