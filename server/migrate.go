@@ -51,7 +51,8 @@ const migrateLockWait = 2 * time.Minute
 // rollout): the first takes the migration lock (a row in the lock table of
 // the server's set) and the others wait for it, up to two minutes, then
 // find nothing pending. A process that died holding the lock leaves its row
-// behind; Migrate then fails with an error that names the table to clear.
+// behind: a Migrate with migrations pending then fails with an error that
+// names the table to clear; one with none pending does not take the lock.
 func Migrate(ctx context.Context, db *bun.DB, appRole string) error {
 	sets := MigrationSets()
 	for _, set := range sets {
@@ -63,24 +64,14 @@ func Migrate(ctx context.Context, db *bun.DB, appRole string) error {
 	if err != nil {
 		return err
 	}
-	if !pending && appRole == "" {
-		return nil
-	}
-	lock := sets[len(sets)-1]
-	unlock, err := waitMigrationLock(ctx, lock.migrator(db), lock.Table+"_lock")
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	for _, set := range sets {
-		if _, err := set.migrator(db).Migrate(ctx); err != nil {
-			return fmt.Errorf("server: migrate %s: %w", set.Name, err)
+	if pending {
+		if err := migrateLocked(ctx, db, sets); err != nil {
+			return err
 		}
 	}
-	// River's job tables, before the app role's grants.
-	if err := migrateRiver(ctx, db); err != nil {
-		return err
-	}
+	// The grants take a lock of their own (EnsureAppRole's advisory lock),
+	// so that a stale migration lock does not keep a migrated database
+	// from starting.
 	if appRole != "" {
 		// EnsureAppRole grants the role every privilege on every table (and
 		// by default on future ones); RestrictRole then takes UPDATE, DELETE
@@ -97,6 +88,23 @@ func Migrate(ctx context.Context, db *bun.DB, appRole string) error {
 		}
 	}
 	return nil
+}
+
+// migrateLocked applies every pending migration under the migration lock,
+// River's job tables last (before the app role's grants).
+func migrateLocked(ctx context.Context, db *bun.DB, sets []MigrationSet) error {
+	lock := sets[len(sets)-1]
+	unlock, err := waitMigrationLock(ctx, lock.migrator(db), lock.Table+"_lock")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	for _, set := range sets {
+		if _, err := set.migrator(db).Migrate(ctx); err != nil {
+			return fmt.Errorf("server: migrate %s: %w", set.Name, err)
+		}
+	}
+	return migrateRiver(ctx, db)
 }
 
 // initMigrator creates a set's migration tables. Two processes creating

@@ -44,3 +44,22 @@ func TestMigrateConcurrently(t *testing.T) {
 		}
 	})
 }
+
+// TestMigrateStaleLockWithNothingPending leaves the migration lock's row
+// behind, as a process killed while migrating would: a migrated database
+// still starts (nothing pending, the lock is not taken).
+func TestMigrateStaleLockWithNothingPending(t *testing.T) {
+	dbtest.Run(t, func(t *testing.T, db *dbtest.DB) {
+		if err := Migrate(t.Context(), db.DB, "saaskit_app"); err != nil {
+			t.Fatal(err)
+		}
+		sets := MigrationSets()
+		lock := sets[len(sets)-1]
+		if err := lock.migrator(db.DB).Lock(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if err := Migrate(t.Context(), db.DB, "saaskit_app"); err != nil {
+			t.Fatalf("migrated database with a stale lock: %v", err)
+		}
+	})
+}
