@@ -129,3 +129,50 @@ func TestWebhookBatchMixedDuplicates(t *testing.T) {
 		}
 	})
 }
+
+// TestWebhookConnectionDeletedElsewhere deletes a connection through one
+// server while another still has it cached: that server refuses the gone
+// connection's events with 404, and events of the tenant's other
+// connection sent at the same time, which may share their group commit,
+// are accepted.
+func TestWebhookConnectionDeletedElsewhere(t *testing.T) {
+	dbtest.Run(t, func(t *testing.T, db *dbtest.DB) {
+		a := newTestServer(t, db)
+		owner := a.register("owner@example.com", "Acme")
+		gone := a.connect(owner, ProviderUserService, "gone")
+		kept := a.connect(owner, ProviderUserService, "kept")
+		b := newTestServerOpts(t, db, Options{SkipMigrate: true})
+		send := func(c ConnectionView, id string) int {
+			body := event(id, "user.created", map[string]any{"id": id, "email": id + "@example.com"})
+			return a.send(c, id, body, time.Now(), c.Secret).Status
+		}
+		if st := send(gone, "evt_before"); st != http.StatusAccepted { // a caches the connection
+			t.Fatalf("before the delete: %d", st)
+		}
+		b.must(http.StatusNoContent, "DELETE", "/api/integrations/connections/"+gone.ID.String()+"/", owner.Access, nil)
+
+		var wg sync.WaitGroup
+		codes := make([]int, 21)
+		for i := range codes {
+			wg.Go(func() {
+				if i == 0 {
+					codes[i] = send(gone, "evt_after")
+				} else {
+					codes[i] = send(kept, fmt.Sprintf("evt_kept_%d", i))
+				}
+			})
+		}
+		wg.Wait()
+		if codes[0] != http.StatusNotFound {
+			t.Errorf("event of the deleted connection: %d, want 404", codes[0])
+		}
+		for i, c := range codes[1:] {
+			if c != http.StatusAccepted {
+				t.Errorf("event %d of the other connection: %d, want 202", i+1, c)
+			}
+		}
+		if st := send(gone, "evt_later"); st != http.StatusNotFound {
+			t.Errorf("later event of the deleted connection: %d, want 404", st)
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -288,6 +289,13 @@ func (k *webhookSink) Accept(ctx context.Context, ev *webhooks.Event) (bool, err
 			}
 			continue
 		}
+		if err != nil && isForeignKeyViolation(err) {
+			// A connection was deleted after a request resolved it (here
+			// or on another replica): store the group's events one by one,
+			// so that only the gone connection's events are refused.
+			k.storeEach(cctx, group)
+			continue
+		}
 		for _, g := range group {
 			g.dup, g.err = err == nil && !stored[g.we.ID], err
 			close(g.done)
@@ -312,11 +320,43 @@ func (k *webhookSink) AcceptBatch(ctx context.Context, evs []*webhooks.Event) ([
 	}
 	stored, err := k.store(ctx, wes)
 	if err != nil {
-		return nil, err
+		return nil, k.goneConnection(conn.ID, err)
 	}
 	res := make([]webhooks.BatchResult, len(evs))
 	for i, we := range wes {
 		res[i].Duplicate = !stored[we.ID]
 	}
 	return res, nil
+}
+
+// storeEach stores each event of group in a transaction of its own and
+// answers it.
+func (k *webhookSink) storeEach(ctx context.Context, group []*pendingEvent) {
+	for _, g := range group {
+		stored, err := k.store(ctx, []*WebhookEvent{g.we})
+		g.dup, g.err = err == nil && !stored[g.we.ID], k.goneConnection(g.we.ConnectionID, err)
+		close(g.done)
+	}
+}
+
+// goneConnection turns the foreign-key failure of storing an event of a
+// connection deleted meanwhile into an unknown source (404), and makes the
+// receivers forget the connection. Other errors pass unchanged.
+func (k *webhookSink) goneConnection(conn uuid.UUID, err error) error {
+	if err == nil || !isForeignKeyViolation(err) {
+		return err
+	}
+	k.s.integ.conns.forget(conn)
+	return fmt.Errorf("%w: connection %s was deleted", webhooks.ErrUnknownSource, conn)
+}
+
+// isForeignKeyViolation reports whether err is a foreign-key failure of
+// SQLite or Postgres.
+func isForeignKeyViolation(err error) bool {
+	var pg interface{ SQLState() string }
+	if errors.As(err, &pg) && pg.SQLState() == "23503" {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "FOREIGN KEY constraint failed") || strings.Contains(msg, "SQLSTATE 23503")
 }

@@ -190,6 +190,10 @@ func (br *BatchReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err == nil && len(sinkResults) != len(pending) {
 			err = fmt.Errorf("webhooks: AcceptBatch returned %d results for %d events", len(sinkResults), len(pending))
 		}
+		if errors.Is(err, ErrUnknownSource) {
+			f.failWith(ctx, w, http.StatusNotFound, OutcomeUnknownSource, "unknown webhook source", err)
+			return
+		}
 		if err != nil {
 			f.internal(ctx, w, "webhooks: batch sink failed", err, slog.Int("events", len(pending)))
 			return

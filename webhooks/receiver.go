@@ -132,6 +132,9 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, ErrMalformedEvent):
 		f.failWith(ctx, w, http.StatusBadRequest, OutcomeRejected, reason(err), err)
+	case errors.Is(err, ErrUnknownSource):
+		// The source went away between its resolution and the store.
+		f.failWith(ctx, w, http.StatusNotFound, OutcomeUnknownSource, "unknown webhook source", err)
 	case err != nil:
 		f.internal(ctx, w, "webhooks: sink failed", err, slog.String("event_id", ev.ID))
 	case dup:

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -255,6 +256,12 @@ func TestReceiverSinkFailures(t *testing.T) {
 		return false, errors.Join(webhooks.ErrMalformedEvent, errors.New("unknown event type"))
 	})
 	wantProblem(t, serve(stripeReceiver(reject, nil, nil), stripeRequest(stripeBody)), 400, "unknown event type")
+
+	// A sink may find the source gone since the request was resolved.
+	gone := webhooks.SinkFunc(func(ctx context.Context, ev *webhooks.Event) (bool, error) {
+		return false, fmt.Errorf("%w: connection deleted", webhooks.ErrUnknownSource)
+	})
+	wantProblem(t, serve(stripeReceiver(gone, nil, nil), stripeRequest(stripeBody)), 404, "unknown webhook source")
 }
 
 func TestReceiverFailsClosed(t *testing.T) {

@@ -9,8 +9,10 @@ import "context"
 // the same transaction) and returns duplicate false; for an event already
 // stored it stores nothing and returns duplicate true. ctx is the request's
 // context (or the one returned by [Receiver.Resolve]). An error wrapping
-// [ErrMalformedEvent] rejects the event as the sender's fault (400); any
-// other error is internal (500, and the sender retries). Implementations
+// [ErrMalformedEvent] rejects the event as the sender's fault (400); one
+// wrapping [ErrUnknownSource] says the source was removed since the request
+// was resolved (404); any other error is internal (500, and the sender
+// retries). Implementations
 // must be safe for concurrent use, and two concurrent Accepts of the same
 // key must report exactly one of them as new.
 type Sink interface {
@@ -29,7 +31,8 @@ func (f SinkFunc) Accept(ctx context.Context, ev *Event) (bool, error) { return 
 //
 // AcceptBatch returns one [BatchResult] per event, in the order of evs. The
 // events of one call have distinct ids. An error fails the whole batch (the
-// receiver answers 500): return it when nothing was stored.
+// receiver answers 500, or 404 for one wrapping [ErrUnknownSource]): return
+// it when nothing was stored.
 type BatchSink interface {
 	Sink
 	AcceptBatch(ctx context.Context, evs []*Event) ([]BatchResult, error)
