@@ -247,7 +247,11 @@ func (s *Server) createTenant(ctx context.Context, db bun.IDB, name, slug string
 		if i > 0 {
 			t.Slug = fmt.Sprintf("%s-%s", base, uuid.NewString()[:6])
 		}
-		err := s.tenants.Create(ctx, db, t)
+		// A savepoint an attempt: on Postgres a failed INSERT aborts the
+		// transaction, and the next slug could not be tried without one.
+		err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			return s.tenants.Create(ctx, tx, t)
+		})
 		if !errors.Is(err, tenancy.ErrSlugTaken) || i >= 5 {
 			return t, err
 		}

@@ -36,6 +36,20 @@ func TestRegisterLoginRefreshLogout(t *testing.T) {
 			t.Fatal("no tokens")
 		}
 
+		// A second tenant of the same name gets a slug with a suffix, in
+		// the same registration transaction (on Postgres, past the failed
+		// insert of the taken slug).
+		r = s.must(http.StatusCreated, "POST", "/api/auth/register/", "", map[string]any{
+			"email": "charles@example.com", "password": testPassword, "full_name": "Charles", "tenant_name": "Analytical Engines",
+		})
+		var second struct {
+			Tenant map[string]any `json:"tenant"`
+		}
+		r.decode(t, &second)
+		if slug, _ := second.Tenant["slug"].(string); !strings.HasPrefix(slug, "analytical-engines-") {
+			t.Errorf("second tenant of the name: slug %q", slug)
+		}
+
 		// Login, with and without the tenant; the same shape from token/.
 		for _, path := range []string{"/api/auth/login/", "/api/auth/token/", "/api/auth/login"} {
 			r = s.must(http.StatusOK, "POST", path, "", map[string]any{"email": "ada@example.com", "password": testPassword})
