@@ -20,6 +20,34 @@ type Recorder interface {
 	Record(ctx context.Context, db bun.IDB, ev *Event) error
 }
 
+// BatchRecorder is a [Recorder] that also records many events at once, in
+// the order given, for less than as many calls of Record cost; [Store] is
+// one. RecordMany validates and fills every event as Record does; on an
+// error the caller must roll back its transaction.
+type BatchRecorder interface {
+	Recorder
+	RecordMany(ctx context.Context, db bun.IDB, evs []*Event) error
+}
+
+var _ BatchRecorder = (*Store)(nil)
+
+// RecordAll records evs through r: with one RecordMany when r is a
+// [BatchRecorder], else with a Record each.
+func RecordAll(ctx context.Context, r Recorder, db bun.IDB, evs []*Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	if b, ok := r.(BatchRecorder); ok {
+		return b.RecordMany(ctx, db, evs)
+	}
+	for _, ev := range evs {
+		if err := r.Record(ctx, db, ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // RecorderFunc adapts a function to a [Recorder].
 type RecorderFunc func(ctx context.Context, db bun.IDB, ev *Event) error
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -82,25 +83,69 @@ type newEventRow struct {
 // action or actor, or with a text field that is not valid UTF-8; the caller
 // must then roll its transaction back. So must it when the insert fails.
 func (s *Store) Record(ctx context.Context, db bun.IDB, ev *Event) error {
+	row, err := s.newRow(ctx, ev)
+	if err != nil {
+		return err
+	}
+	if _, err := db.NewInsert().Model(&row).Exec(ctx); err != nil {
+		return fmt.Errorf("audit: insert event: %w", err)
+	}
+	ev.ID, ev.CreatedAt = row.ID, row.CreatedAt
+	ev.Seq, ev.PrevHash, ev.Hash = 0, nil, nil
+	return nil
+}
+
+// recordManyChunk bounds the rows of one INSERT of [Store.RecordMany].
+const recordManyChunk = 500
+
+// RecordMany writes evs in db as [Store.Record] writes one, with one
+// multi-row INSERT for up to a few hundred events: a worker that applies many
+// changes in one transaction records their events for the cost of one. The
+// events are chained in the order of evs. It validates every event before
+// writing any; on an error nothing of evs is written by it, and the caller
+// must roll its transaction back as for Record.
+func (s *Store) RecordMany(ctx context.Context, db bun.IDB, evs []*Event) error {
+	rows := make([]newEventRow, len(evs))
+	for i, ev := range evs {
+		row, err := s.newRow(ctx, ev)
+		if err != nil {
+			return fmt.Errorf("audit: event %d: %w", i, err)
+		}
+		rows[i] = row
+	}
+	for chunk := range slices.Chunk(rows, recordManyChunk) {
+		if _, err := db.NewInsert().Model(&chunk).Exec(ctx); err != nil {
+			return fmt.Errorf("audit: insert events: %w", err)
+		}
+	}
+	for i, ev := range evs {
+		ev.ID, ev.CreatedAt = rows[i].ID, rows[i].CreatedAt
+		ev.Seq, ev.PrevHash, ev.Hash = 0, nil, nil
+	}
+	return nil
+}
+
+// newRow validates ev, fills it from ctx and returns its row.
+func (s *Store) newRow(ctx context.Context, ev *Event) (newEventRow, error) {
 	fillFromContext(ctx, ev)
 	if err := ev.validate(); err != nil {
-		return err
+		return newEventRow{}, err
 	}
 	changes, err := encodeChanges(ev.Changes)
 	if err != nil {
-		return err
+		return newEventRow{}, err
 	}
 	id := ev.ID
 	if id == uuid.Nil {
 		if id, err = uuid.NewV7(); err != nil {
-			return fmt.Errorf("audit: new id: %w", err)
+			return newEventRow{}, fmt.Errorf("audit: new id: %w", err)
 		}
 	}
 	created := ev.CreatedAt
 	if created.IsZero() {
 		created = s.now()
 	}
-	row := newEventRow{
+	return newEventRow{
 		TenantID:     ev.TenantID,
 		ID:           id,
 		ActorType:    string(ev.Actor.Type),
@@ -113,13 +158,7 @@ func (s *Store) Record(ctx context.Context, db bun.IDB, ev *Event) error {
 		IP:           ev.IP,
 		UserAgent:    ev.UserAgent,
 		CreatedAt:    created.UTC().Truncate(time.Microsecond),
-	}
-	if _, err := db.NewInsert().Model(&row).Exec(ctx); err != nil {
-		return fmt.Errorf("audit: insert event: %w", err)
-	}
-	ev.ID, ev.CreatedAt = row.ID, row.CreatedAt
-	ev.Seq, ev.PrevHash, ev.Hash = 0, nil, nil
-	return nil
+	}, nil
 }
 
 // sealBatch is how many events Seal chains per round (and, when it opens
@@ -275,9 +314,20 @@ func unsealed(ctx context.Context, db bun.IDB, pg bool, last int64) ([]eventRow,
 	var args []any
 	switch {
 	case pg:
-		q = `SELECT ` + unsealedColumns + ` FROM audit_pending AS p
-JOIN audit_events AS e ON e.pos = p.pos ORDER BY p.pos LIMIT ?`
-		args = []any{sealBatch}
+		// The pending positions first, then their events by position: a
+		// join of the two tables lets the planner merge them, reading
+		// audit_events from its first event up to the first pending one,
+		// a cost that grows with the log.
+		var pos []int64
+		err := db.NewRaw(`SELECT pos FROM audit_pending ORDER BY pos LIMIT ?`, sealBatch).Scan(ctx, &pos)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("audit: seal: read pending events: %w", err)
+		}
+		if len(pos) == 0 {
+			return nil, nil
+		}
+		q = `SELECT ` + unsealedColumns + ` FROM audit_events AS e WHERE e.pos IN (?) ORDER BY e.pos`
+		args = []any{bun.In(pos)}
 	case last < 0:
 		q = `SELECT ` + unsealedColumns + ` FROM audit_events AS e
 WHERE e.pos > (SELECT coalesce(max(pos), 0) FROM audit_chain) ORDER BY e.pos LIMIT ?`

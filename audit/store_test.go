@@ -610,3 +610,65 @@ func TestSealChainsEachCommittedEventOnce(t *testing.T) {
 		}
 	})
 }
+
+func TestRecordMany(t *testing.T) {
+	dbtest.Run(t, func(t *testing.T, db *dbtest.DB) {
+		s := setup(t, db)
+		tenant := uuid.Must(uuid.NewV7())
+		ctx := audit.WithActor(t.Context(), audit.Actor{Type: audit.ActorIntegration, ID: "user-service"})
+		// More events than one INSERT takes, so that the chunks follow
+		// each other in the chain.
+		evs := make([]*audit.Event, 1234)
+		for i := range evs {
+			evs[i] = &audit.Event{TenantID: tenant, Action: "member.created", ResourceType: "member",
+				ResourceID: fmt.Sprint(i), Changes: map[string]audit.Change{"n": {After: i}}}
+		}
+		evs[7].Actor = audit.Actor{Type: audit.ActorSystem}
+		if err := s.RecordMany(ctx, db, evs); err != nil {
+			t.Fatal(err)
+		}
+		if n := seal(t, db, s); n != len(evs) {
+			t.Fatalf("sealed %d events, want %d", n, len(evs))
+		}
+		res, err := audit.Verify(ctx, db, tenant)
+		if err != nil || res.Events != int64(len(evs)) {
+			t.Fatalf("Verify = %+v, %v", res, err)
+		}
+		for _, i := range []int{0, 7, 499, 500, 1233} {
+			got, err := audit.Get(ctx, db, tenant, evs[i].ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantActor := audit.Actor{Type: audit.ActorIntegration, ID: "user-service"}
+			if i == 7 {
+				wantActor = audit.Actor{Type: audit.ActorSystem}
+			}
+			if got.Seq != int64(i+1) || got.ResourceID != fmt.Sprint(i) || got.Actor != wantActor {
+				t.Fatalf("event %d: seq %d resource %s actor %+v", i, got.Seq, got.ResourceID, got.Actor)
+			}
+		}
+
+		// One invalid event: nothing of the call is written.
+		bad := []*audit.Event{
+			{TenantID: tenant, Action: "member.created"},
+			{TenantID: tenant, Action: "member.created", ResourceID: "bad\xff"},
+		}
+		if err := s.RecordMany(ctx, db, bad); !errors.Is(err, audit.ErrInvalidEvent) {
+			t.Fatalf("RecordMany(invalid) = %v, want ErrInvalidEvent", err)
+		}
+		if n := seal(t, db, s); n != 0 {
+			t.Fatalf("RecordMany(invalid) wrote %d events", n)
+		}
+
+		// RecordAll falls back to Record for a plain Recorder.
+		var calls int
+		plain := audit.RecorderFunc(func(ctx context.Context, db bun.IDB, ev *audit.Event) error {
+			calls++
+			return s.Record(ctx, db, ev)
+		})
+		more := []*audit.Event{{TenantID: tenant, Action: "a.b"}, {TenantID: tenant, Action: "a.b"}, {TenantID: tenant, Action: "a.b"}}
+		if err := audit.RecordAll(ctx, plain, db, more); err != nil || calls != 3 || more[2].ID == uuid.Nil {
+			t.Fatalf("RecordAll(plain) = %v after %d calls", err, calls)
+		}
+	})
+}

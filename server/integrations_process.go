@@ -55,8 +55,10 @@ func (w *webhookWorker) Work(ctx context.Context, job *river.Job[webhookJobArgs]
 		if ev.Status == EventProcessed || ev.Status == EventSkipped {
 			return nil
 		}
-		tenantChanged, err = s.applyEvent(ctx, tx, ev, attempt)
-		return err
+		if tenantChanged, err = s.applyEvent(ctx, tx, txStore{s, tx}, ev, attempt); err != nil {
+			return err
+		}
+		return s.markDone(ctx, tx, evs)
 	})
 	if tenantChanged != nil {
 		s.forgetTenant(tenantChanged)
@@ -108,16 +110,17 @@ func (s *Server) lockEvents(ctx context.Context, tx bun.Tx, ids []uuid.UUID) ([]
 }
 
 // applyEvent processes ev in tx: the provider's handler applies its effect
-// with its audit events, and the event is marked processed (or skipped, for
-// a type the provider does not handle). It returns the tenant a handler
-// changed, for the cached lookup to forget after the commit.
-func (s *Server) applyEvent(ctx context.Context, tx bun.Tx, ev *WebhookEvent, attempt int) (*tenancy.Tenant, error) {
+// with its audit events through st, and ev's outcome is set (processed, or
+// skipped for a type the provider does not handle) for markDone to write.
+// It returns the tenant a handler changed, for the cached lookup to forget
+// after the commit.
+func (s *Server) applyEvent(ctx context.Context, tx bun.Tx, st syncStore, ev *WebhookEvent, attempt int) (*tenancy.Tenant, error) {
 	p, ok := providers[ev.Provider]
 	if !ok {
 		return nil, fmt.Errorf("%w: unknown provider %q", ErrPermanent, ev.Provider)
 	}
 	ctx = audit.WithActor(ctx, audit.Actor{Type: audit.ActorIntegration, ID: ev.Provider})
-	pc := &processing{s: s, tx: tx, ev: ev}
+	pc := &processing{s: s, tx: tx, st: st, ev: ev}
 	handled, err := p.handle(ctx, pc)
 	if err != nil {
 		return nil, err
@@ -127,13 +130,44 @@ func (s *Server) applyEvent(ctx context.Context, tx bun.Tx, ev *WebhookEvent, at
 			return nil, err
 		}
 	}
-	now := s.now()
-	ev.Status, ev.Attempts, ev.LastError, ev.ProcessedAt, ev.UpdatedAt = EventProcessed, attempt, "", &now, now
+	ev.Status, ev.Attempts = EventProcessed, attempt
 	if !handled {
 		ev.Status = EventSkipped
 	}
-	_, err = tx.NewUpdate().Model(ev).Column("status", "attempts", "last_error", "processed_at", "updated_at").WherePK().Exec(ctx)
-	return pc.tenant, err
+	return pc.tenant, nil
+}
+
+// markDone writes the outcomes applyEvent set on evs, with one UPDATE for
+// each outcome and attempt.
+func (s *Server) markDone(ctx context.Context, tx bun.IDB, evs []*WebhookEvent) error {
+	type outcome struct {
+		status   string
+		attempts int
+	}
+	groups := map[outcome][]uuid.UUID{}
+	var order []outcome
+	now := s.now()
+	for _, ev := range evs {
+		if ev.Status != EventProcessed && ev.Status != EventSkipped {
+			continue
+		}
+		ev.LastError, ev.ProcessedAt, ev.UpdatedAt = "", &now, now
+		o := outcome{ev.Status, ev.Attempts}
+		if _, ok := groups[o]; !ok {
+			order = append(order, o)
+		}
+		groups[o] = append(groups[o], ev.ID)
+	}
+	for _, o := range order {
+		_, err := tx.NewUpdate().Model((*WebhookEvent)(nil)).
+			Set("status = ?", o.status).Set("attempts = ?", o.attempts).Set("last_error = ''").
+			Set("processed_at = ?", now).Set("updated_at = ?", now).
+			Where("id IN (?)", bun.In(groups[o])).Exec(ctx)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Server) logFailure(ctx context.Context, provider string, id uuid.UUID, attempt int, status string, err error) {
@@ -169,6 +203,7 @@ func (s *Server) markFailure(ctx context.Context, tx bun.Tx, id uuid.UUID, attem
 type processing struct {
 	s  *Server
 	tx bun.Tx
+	st syncStore
 	ev *WebhookEvent
 	// tenant is set by a handler that changed the tenant row, so that the
 	// cached lookup forgets it after the commit.

@@ -33,6 +33,9 @@ type integrationProvider struct {
 	// handle applies the event in pc's transaction; handled false means the
 	// type is not one the provider knows (the event is skipped).
 	handle func(ctx context.Context, pc *processing) (handled bool, err error)
+	// prefetch adds to f what handle will read for ev, so that a batch job
+	// reads it for all its events at once.
+	prefetch func(ev *WebhookEvent, f *prefetch)
 }
 
 // providers are the built-in providers, by name. Both sign with Standard
@@ -45,6 +48,7 @@ var providers = map[string]*integrationProvider{
 		Scheme:      "standard-webhooks",
 		EventTypes:  []string{"user.created", "user.updated", "user.deleted"},
 		handle:      handleUserEvent,
+		prefetch:    prefetchUserEvent,
 	},
 	ProviderPaymentService: {
 		Name: ProviderPaymentService,
@@ -54,6 +58,9 @@ var providers = map[string]*integrationProvider{
 		EventTypes: []string{"subscription.created", "subscription.updated", "subscription.canceled",
 			"payment.succeeded", "payment.failed"},
 		handle: handlePaymentEvent,
+		prefetch: func(ev *WebhookEvent, f *prefetch) {
+			f.links = append(f.links, linkKey{ev.ConnectionID, "billing", "tenant"})
+		},
 	},
 }
 
@@ -113,12 +120,7 @@ func stale(l *integrationLink, v time.Time) bool {
 
 func (pc *processing) saveLink(ctx context.Context, l *integrationLink) error {
 	l.ConnectionID, l.UpdatedAt = pc.ev.ConnectionID, pc.s.now()
-	_, err := pc.tx.NewInsert().Model(l).
-		On("CONFLICT (connection_id, kind, external_id) DO UPDATE").
-		Set("internal_id = EXCLUDED.internal_id").Set("version = EXCLUDED.version").
-		Set("state = EXCLUDED.state").Set("deleted = EXCLUDED.deleted").Set("updated_at = EXCLUDED.updated_at").
-		Exec(ctx)
-	return err
+	return pc.st.saveLink(ctx, l)
 }
 
 // externalUser is the data of a user-service event.
@@ -150,7 +152,7 @@ func handleUserEvent(ctx context.Context, pc *processing) (bool, error) {
 		return false, fmt.Errorf("%w: data.id is required", ErrPermanent)
 	}
 	v := version(d.UpdatedAt, ev)
-	link, err := loadLink(ctx, pc.tx, ev.ConnectionID, "user", d.ID)
+	link, err := pc.st.link(ctx, ev.ConnectionID, "user", d.ID)
 	if err != nil || stale(link, v) {
 		return true, err
 	}
@@ -181,48 +183,47 @@ func handleUserEvent(ctx context.Context, pc *processing) (bool, error) {
 // upsertMember finds or creates the user (by the link, then by email) and
 // creates or updates its membership, recording the change.
 func (pc *processing) upsertMember(ctx context.Context, link *integrationLink, d externalUser, role authn.Role, active bool) (uuid.UUID, error) {
-	s, tx := pc.s, pc.tx
+	s, st := pc.s, pc.st
 	now := s.now()
-	user := new(User)
-	found, created := false, false
+	var user *User
 	if link != nil && link.InternalID != "" {
-		err := tx.NewSelect().Model(user).Where("id = ?", link.InternalID).Scan(ctx)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return uuid.Nil, err
+		if id, err := uuid.Parse(link.InternalID); err == nil {
+			if user, err = st.userByID(ctx, id); err != nil {
+				return uuid.Nil, err
+			}
 		}
-		found = err == nil
 	}
-	if !found {
+	created := false
+	if user == nil {
 		email, err := normalizeEmail("data.email", d.Email)
 		if err != nil {
 			return uuid.Nil, fmt.Errorf("%w: data.email is not a valid address", ErrPermanent)
 		}
-		err = tx.NewSelect().Model(user).Where("email = ?", email).Scan(ctx)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			// The select above found no user with the email; a concurrent
-			// insert of the same email fails this attempt, which is retried.
+		if user, err = st.userByEmail(ctx, email); err != nil {
+			return uuid.Nil, err
+		}
+		if user == nil {
+			// No user has the email; a concurrent insert of the same email
+			// fails this attempt, which is retried.
 			user = &User{ID: uuid.Must(uuid.NewV7()), Email: email, FullName: d.FullName, CreatedAt: now, UpdatedAt: now}
-			if _, err := tx.NewInsert().Model(user).Exec(ctx); err != nil {
+			if err := st.insertUser(ctx, user); err != nil {
 				return uuid.Nil, err
 			}
 			created = true
-		case err != nil:
-			return uuid.Nil, err
 		}
 	}
 	m, err := (*Member)(nil), ErrNotFound
 	if !created { // a user created just now is nobody's member yet
-		m, err = getMember(ctx, tx, user.ID)
+		m, err = st.member(ctx, user.ID)
 	}
 	if errors.Is(err, ErrNotFound) {
 		m = &Member{UserID: user.ID, User: user, Role: role, IsActive: active, CreatedAt: now, UpdatedAt: now}
-		if _, err := tx.NewInsert().Model(m).Exec(ctx); err != nil {
+		if err := st.insertMember(ctx, m); err != nil {
 			return uuid.Nil, err
 		}
 		changes := audit.Diff(nil, auditMember(m))
 		changes["external_id"] = audit.Change{After: d.ID}
-		return user.ID, s.record(ctx, tx, &audit.Event{TenantID: m.TenantID, Action: ActionMemberCreated,
+		return user.ID, st.record(ctx, &audit.Event{TenantID: m.TenantID, Action: ActionMemberCreated,
 			ResourceType: "member", ResourceID: user.ID.String(), Changes: changes})
 	}
 	if err != nil {
@@ -238,10 +239,10 @@ func (pc *processing) upsertMember(ctx context.Context, link *integrationLink, d
 		return user.ID, nil
 	}
 	m.UpdatedAt = now
-	if _, err := tx.NewUpdate().Model(m).Column("role", "is_active", "updated_at").WherePK().Exec(ctx); err != nil {
+	if err := st.updateMember(ctx, m); err != nil {
 		return uuid.Nil, err
 	}
-	return user.ID, s.record(ctx, tx, &audit.Event{TenantID: m.TenantID, Action: ActionMemberUpdated,
+	return user.ID, st.record(ctx, &audit.Event{TenantID: m.TenantID, Action: ActionMemberUpdated,
 		ResourceType: "member", ResourceID: user.ID.String(), Changes: changes})
 }
 
@@ -252,7 +253,7 @@ func (pc *processing) removeMember(ctx context.Context, userID string) error {
 	if err != nil {
 		return fmt.Errorf("%w: bad link %q", ErrPermanent, userID)
 	}
-	m, err := getMember(ctx, pc.tx, id)
+	m, err := pc.st.member(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
@@ -262,11 +263,23 @@ func (pc *processing) removeMember(ctx context.Context, userID string) error {
 	if m.Role == authn.RoleOwner {
 		return fmt.Errorf("%w: an integration does not remove an owner", ErrPermanent)
 	}
-	if _, err := pc.tx.NewDelete().Model(m).WherePK().Exec(ctx); err != nil {
+	if err := pc.st.deleteMember(ctx, m); err != nil {
 		return err
 	}
-	return pc.s.record(ctx, pc.tx, &audit.Event{TenantID: m.TenantID, Action: ActionMemberRemoved,
+	return pc.st.record(ctx, &audit.Event{TenantID: m.TenantID, Action: ActionMemberRemoved,
 		ResourceType: "member", ResourceID: id.String(), Changes: audit.Diff(auditMember(m), nil)})
+}
+
+// prefetchUserEvent names the link and the email a user event reads.
+func prefetchUserEvent(ev *WebhookEvent, f *prefetch) {
+	d, err := decodeData[externalUser](ev)
+	if err != nil || d.ID == "" {
+		return
+	}
+	f.links = append(f.links, linkKey{ev.ConnectionID, "user", d.ID})
+	if email, err := normalizeEmail("data.email", d.Email); err == nil {
+		f.emails = append(f.emails, email)
+	}
 }
 
 // externalBilling is the data of a payment-service event.
@@ -306,7 +319,7 @@ func handlePaymentEvent(ctx context.Context, pc *processing) (bool, error) {
 		return false, fmt.Errorf("%w: data.id or data.subscription is required", ErrPermanent)
 	}
 	v := version(d.UpdatedAt, ev)
-	link, err := loadLink(ctx, pc.tx, ev.ConnectionID, "billing", "tenant")
+	link, err := pc.st.link(ctx, ev.ConnectionID, "billing", "tenant")
 	if err != nil || stale(link, v) {
 		return true, err
 	}
@@ -347,7 +360,7 @@ func handlePaymentEvent(ctx context.Context, pc *processing) (bool, error) {
 		if err := pc.s.tenants.Update(ctx, pc.tx, &after); err != nil {
 			return false, err
 		}
-		if err := pc.s.record(ctx, pc.tx, &audit.Event{TenantID: t.ID, Action: ActionTenantUpdated,
+		if err := pc.st.record(ctx, &audit.Event{TenantID: t.ID, Action: ActionTenantUpdated,
 			ResourceType: "tenant", ResourceID: t.ID.String(), Changes: changes}); err != nil {
 			return false, err
 		}

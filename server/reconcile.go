@@ -209,7 +209,7 @@ func (s *Server) reconcile(ctx context.Context, conn *IntegrationConnection, rep
 			ev := &WebhookEvent{ID: uuid.Must(uuid.NewV7()), ConnectionID: conn.ID, Provider: conn.Provider,
 				EventID: "reconcile", Type: typ, Payload: string(body), OccurredAt: &now}
 			ev.TenantID = conn.TenantID
-			pc := &processing{s: s, tx: tx, ev: ev}
+			pc := &processing{s: s, tx: tx, st: txStore{s, tx}, ev: ev}
 			if _, err := p.handle(ctx, pc); err != nil {
 				if errors.Is(err, ErrPermanent) {
 					rep.skip(kind, linkID, err)

@@ -51,6 +51,43 @@ func batchJobs(tenant uuid.UUID, ids []uuid.UUID) []river.InsertManyParams {
 	return params
 }
 
+// applyBatch applies evs in tx through one batchStore and marks them
+// done. Any failure but a cancelled ctx returns errRedo.
+func (s *Server) applyBatch(ctx context.Context, tx bun.Tx, evs []*WebhookEvent, changed *[]*tenancy.Tenant, errRedo error) error {
+	st := newBatchStore(s, tx)
+	f := new(prefetch)
+	for _, ev := range evs {
+		if p, ok := providers[ev.Provider]; ok && p.prefetch != nil {
+			p.prefetch(ev, f)
+		}
+	}
+	redo := func(err error) error {
+		if ctx.Err() != nil {
+			return ctx.Err() // stopping: the whole job runs again
+		}
+		return fmt.Errorf("%w: %v", errRedo, err)
+	}
+	if err := st.load(ctx, f); err != nil {
+		return redo(err)
+	}
+	for _, ev := range evs {
+		t, err := s.applyEvent(ctx, tx, st, ev, 1)
+		if err != nil {
+			return redo(err)
+		}
+		if t != nil {
+			*changed = append(*changed, t)
+		}
+	}
+	if err := st.flush(ctx); err != nil {
+		return redo(err)
+	}
+	if err := s.markDone(ctx, tx, evs); err != nil {
+		return redo(err)
+	}
+	return nil
+}
+
 // webhookBatchWorker processes a batch job.
 type webhookBatchWorker struct {
 	river.WorkerDefaults[webhookBatchArgs]
@@ -73,9 +110,10 @@ func (w *webhookBatchWorker) Work(ctx context.Context, job *river.Job[webhookBat
 	}
 	var failed []failure
 	var changed []*tenancy.Tenant
-	// Events are first applied without savepoints (two round trips an
-	// event fewer); if one fails, the transaction is undone and the job's
-	// events applied again, each under a savepoint.
+	// Events are first applied together: what they read is loaded at once
+	// and what they write is written a table at a time (batchStore). If one
+	// fails, or a write does, the transaction is undone and the job's events
+	// applied again one by one, each under a savepoint.
 	errRedo := errors.New("redo with savepoints")
 	run := func(safe bool) error {
 		return s.tx.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
@@ -84,7 +122,7 @@ func (w *webhookBatchWorker) Work(ctx context.Context, job *river.Job[webhookBat
 			if err != nil {
 				return err
 			}
-			var retries []river.InsertManyParams
+			todo := evs[:0]
 			for _, ev := range evs {
 				if ev.Status != EventReceived && ev.Status != EventProcessing {
 					continue // done, or failed and left for replay
@@ -92,18 +130,24 @@ func (w *webhookBatchWorker) Work(ctx context.Context, job *river.Job[webhookBat
 				if ev.Attempts > 0 {
 					continue // its own job has it (after an earlier run of this one)
 				}
-				db := tx
-				if safe {
-					if db, err = tx.BeginTx(ctx, nil); err != nil {
-						return err
-					}
+				todo = append(todo, ev)
+			}
+			if !safe {
+				return s.applyBatch(ctx, tx, todo, &changed, errRedo)
+			}
+			var retries []river.InsertManyParams
+			for _, ev := range todo {
+				sp, err := tx.BeginTx(ctx, nil)
+				if err != nil {
+					return err
 				}
-				t, perr := s.applyEvent(ctx, db, ev, 1)
+				t, perr := s.applyEvent(ctx, sp, txStore{s, sp}, ev, 1)
 				if perr == nil {
-					if safe {
-						if err := db.Commit(); err != nil {
-							return err
-						}
+					perr = s.markDone(ctx, sp, []*WebhookEvent{ev})
+				}
+				if perr == nil {
+					if err := sp.Commit(); err != nil {
+						return err
 					}
 					if t != nil {
 						changed = append(changed, t)
@@ -113,10 +157,7 @@ func (w *webhookBatchWorker) Work(ctx context.Context, job *river.Job[webhookBat
 				if ctx.Err() != nil {
 					return ctx.Err() // stopping: the whole job runs again
 				}
-				if !safe {
-					return errRedo
-				}
-				if err := db.Rollback(); err != nil {
+				if err := sp.Rollback(); err != nil {
 					return err
 				}
 				status := EventProcessing
