@@ -85,10 +85,16 @@
 // "saaskit worker", so that receivers and workers scale apart. A worker
 // applies a job's events in one transaction, each with its effect, its audit
 // event (actor integration:<provider>) and its new status: processed, or
-// skipped for a type the provider does not handle. When one event fails, the
-// transaction is undone and run again with a savepoint for each event, so
-// that only the failing event's work is undone; it is marked with its error
-// and retried by a job of its own. Each external object keeps the
+// skipped for a type the provider does not handle. It reads what the events
+// need (their links, users and memberships) with a few queries for the whole
+// job, applies the events one after the other on what it read, each seeing
+// the ones before it, and writes each table with one statement (the audit
+// events with [audit.Store.RecordMany]): about ten statements for a hundred
+// events instead of seven hundred. When one event fails, or a write does,
+// the transaction is undone and run again with a savepoint and a statement
+// for each read and write of each event, so that only the failing event's
+// work is undone; it is marked with its error and retried by a job of its
+// own. Each external object keeps the
 // newest version applied (its updated_at, else the event's time), so that an
 // older event arriving late changes nothing and a replay is idempotent.
 // Its failed attempts are retried with exponential backoff and jitter

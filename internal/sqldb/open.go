@@ -51,7 +51,9 @@ func IsPostgres(rawURL string) bool {
 // Open opens rawURL: "postgres://..." for Postgres, or a SQLite file given as a
 // path, "sqlite://path" or "file:path". SQLite runs in WAL mode with foreign
 // keys on, a busy timeout and immediate write transactions, so that concurrent
-// writers queue instead of failing.
+// writers queue instead of failing, and its WAL is checkpointed in the
+// background rather than by commits (see checkpointLoop) until the DB is
+// closed.
 func Open(ctx context.Context, rawURL string, opts Options) (*bun.DB, error) {
 	if rawURL == "" {
 		return nil, fmt.Errorf("%w: empty", ErrBadURL)
@@ -89,6 +91,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*bun.DB, error) {
 		sqldb.SetMaxIdleConns(n)
 		sqldb.SetConnMaxIdleTime(0)
 		db = bun.NewDB(sqldb, sqlitedialect.New())
+		go checkpointLoop(sqldb)
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -136,6 +139,8 @@ func sqliteDSN(rawURL string, opts Options) (string, error) {
 	// default is 2 MiB): inserts into large indexes with scattered keys
 	// then find their pages in memory instead of reading them back.
 	q.Add("_pragma", "cache_size(-65536)")
+	// Checkpoints run in the background (checkpointLoop), not in commits.
+	q.Add("_pragma", "wal_autocheckpoint(0)")
 	if q.Get("_txlock") == "" {
 		q.Set("_txlock", "immediate")
 	}
