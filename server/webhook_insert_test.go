@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -34,6 +35,7 @@ func TestInsertEventsRoundTrip(t *testing.T) {
 			we.TenantID = tenant.ID
 			return we
 		}
+		var stored []string // names stored by the many-event tests below
 		in := []*WebhookEvent{mk("e1", &occurred), mk("e2", nil)}
 		var ids []uuid.UUID
 		err = s.srv.tx.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
@@ -62,6 +64,53 @@ func TestInsertEventsRoundTrip(t *testing.T) {
 		})
 		if err != nil || len(ids) != 1 {
 			t.Fatalf("second insert: %v %v, want one new row (e3)", ids, err)
+		}
+
+		// Many events, then events that mix stored and new ones (some new
+		// ones twice): exactly the new ones are returned, in order.
+		insert := func(names ...string) (want, got []uuid.UUID) {
+			var wes []*WebhookEvent
+			for _, n := range names {
+				wes = append(wes, mk(n, nil))
+			}
+			err := s.srv.tx.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+				var err error
+				got, err = insertEvents(ctx, tx, wes)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen := map[string]bool{"e1": true, "e2": true, "e3": true}
+			for _, n := range stored {
+				seen[n] = true
+			}
+			for i, n := range names {
+				if !seen[n] {
+					seen[n] = true
+					want = append(want, wes[i].ID)
+					stored = append(stored, n)
+				}
+			}
+			return want, got
+		}
+		var names []string
+		for i := range 21 {
+			names = append(names, fmt.Sprintf("c%d", i))
+		}
+		if want, got := insert(names...); fmt.Sprint(got) != fmt.Sprint(want) || len(got) != 21 {
+			t.Fatalf("many events: got %d ids, want %d", len(got), len(want))
+		}
+		var mixed []string
+		for i := range 35 {
+			if i%3 == 0 {
+				mixed = append(mixed, fmt.Sprintf("c%d", i)) // stored (or not, past the first names)
+			} else {
+				mixed = append(mixed, fmt.Sprintf("m%d", i%20)) // new, some twice
+			}
+		}
+		if want, got := insert(mixed...); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("mixed events: got %v, want %v", got, want)
 		}
 	})
 }
