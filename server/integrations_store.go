@@ -315,9 +315,7 @@ func (b *batchStore) userByID(ctx context.Context, id uuid.UUID) (*User, error) 
 	u, err := b.direct.userByID(ctx, id)
 	if err == nil {
 		b.users[id] = u
-		if u != nil {
-			b.emails[u.Email] = u
-		}
+		b.keepUser(u)
 	}
 	return u, err
 }
@@ -329,11 +327,16 @@ func (b *batchStore) userByEmail(ctx context.Context, email string) (*User, erro
 	u, err := b.direct.userByEmail(ctx, email)
 	if err == nil {
 		b.emails[email] = u
-		if u != nil {
-			b.users[u.ID] = u
-		}
+		b.keepUser(u)
 	}
 	return u, err
+}
+
+// keepUser remembers a user read from the database under both keys.
+func (b *batchStore) keepUser(u *User) {
+	if u != nil {
+		b.users[u.ID], b.emails[u.Email] = u, u
+	}
 }
 
 func (b *batchStore) insertUser(_ context.Context, u *User) error {
