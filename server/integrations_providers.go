@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 
 	"github.com/saaskit/saaskit/audit"
 	"github.com/saaskit/saaskit/authn"
@@ -101,11 +102,16 @@ func version(updatedAt *time.Time, ev *WebhookEvent) time.Time {
 	return time.Time{}
 }
 
-// loadLink returns the link of an external object, or nil.
+// loadLink returns the link of an external object, or nil, locked for the
+// rest of tx on Postgres (see batchStore.loadLinks).
 func loadLink(ctx context.Context, tx bun.Tx, conn uuid.UUID, kind, externalID string) (*integrationLink, error) {
 	l := new(integrationLink)
-	err := tx.NewSelect().Model(l).Where("il.connection_id = ?", conn).Where("il.kind = ?", kind).
-		Where("il.external_id = ?", externalID).Scan(ctx)
+	q := tx.NewSelect().Model(l).Where("il.connection_id = ?", conn).Where("il.kind = ?", kind).
+		Where("il.external_id = ?", externalID)
+	if tx.Dialect().Name() == dialect.PG {
+		q = q.For("UPDATE") // see batchStore.loadLinks
+	}
+	err := q.Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}

@@ -1,10 +1,14 @@
 package server
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
@@ -132,13 +136,13 @@ type batchStore struct {
 	direct txStore
 
 	links     map[linkKey]*integrationLink // nil: none
-	saved     []linkKey                    // links to write, in first-save order
+	saved     []linkKey                    // links to write
 	savedSet  map[linkKey]bool
 	users     map[uuid.UUID]*User // nil: none
 	emails    map[string]*User    // nil: none
 	newUsers  []*User
 	members   map[uuid.UUID]*memberEntry
-	memberSeq []uuid.UUID // memberships written, in first-write order
+	memberSeq []uuid.UUID // memberships written
 	written   map[uuid.UUID]bool
 	events    []*audit.Event
 }
@@ -221,6 +225,14 @@ func (b *batchStore) load(ctx context.Context, f *prefetch) error {
 // loadLinks reads the links keys name; those it does not find are known
 // absent.
 //
+// On Postgres the links are locked (FOR UPDATE), in key order, as loadLink
+// locks one: a link holds the version its object is at, and an event
+// applies only when it is newer, so that two transactions applying events
+// of one object must take turns. Without the lock both would read the
+// same version, and the older event, committing last, would overwrite the
+// newer one's effect. The second now waits for the first and reads the
+// version it wrote. (SQLite's write transactions take turns anyway.)
+//
 // On Postgres each key is looked up by the whole primary key in a lateral
 // subquery, which the planner cannot merge into a join: with an IN list of
 // external ids it may scan every link of the connection instead, as it
@@ -247,6 +259,9 @@ func (b *batchStore) loadLinks(ctx context.Context, keys []linkKey) error {
 		}
 		groups[g] = append(groups[g], k.externalID)
 	}
+	slices.SortFunc(order, func(x, y group) int {
+		return cmp.Or(bytes.Compare(x.conn[:], y.conn[:]), strings.Compare(x.kind, y.kind))
+	})
 	tenant, ok := tenancy.IDFromContext(ctx)
 	if !ok {
 		return tenancy.ErrNoTenant
@@ -255,10 +270,13 @@ func (b *batchStore) loadLinks(ctx context.Context, keys []linkKey) error {
 		var ls []*integrationLink
 		var err error
 		if tx.Dialect().Name() == dialect.PG {
-			err = tx.NewRaw(`SELECT l.* FROM unnest(?::text[]) AS k(external_id)
+			exts := groups[g]
+			slices.Sort(exts)
+			err = tx.NewRaw(`SELECT l.* FROM unnest(?::text[]) WITH ORDINALITY AS k(external_id, n)
 CROSS JOIN LATERAL (SELECT * FROM integration_links AS il
-	WHERE il.tenant_id = ? AND il.connection_id = ? AND il.kind = ? AND il.external_id = k.external_id LIMIT 1) AS l`,
-				pgdialect.Array(groups[g]), tenant, g.conn, g.kind).Scan(ctx, &ls)
+	WHERE il.tenant_id = ? AND il.connection_id = ? AND il.kind = ? AND il.external_id = k.external_id
+	LIMIT 1 FOR UPDATE) AS l ORDER BY k.n`,
+				pgdialect.Array(exts), tenant, g.conn, g.kind).Scan(ctx, &ls)
 		} else {
 			err = tx.NewSelect().Model(&ls).Where("il.connection_id = ?", g.conn).Where("il.kind = ?", g.kind).
 				Where("il.external_id IN (?)", bun.In(groups[g])).Scan(ctx)
@@ -436,6 +454,13 @@ func (b *batchStore) record(ctx context.Context, ev *audit.Event) error {
 // each (changed memberships, rare, one each).
 func (b *batchStore) flush(ctx context.Context) error {
 	tx := b.direct.tx
+	// Rows are written in key order, so that two jobs writing the same
+	// keys wait for each other instead of deadlocking.
+	slices.SortFunc(b.memberSeq, func(x, y uuid.UUID) int { return bytes.Compare(x[:], y[:]) })
+	slices.SortFunc(b.newUsers, func(x, y *User) int { return strings.Compare(x.Email, y.Email) })
+	slices.SortFunc(b.saved, func(x, y linkKey) int {
+		return cmp.Or(bytes.Compare(x.conn[:], y.conn[:]), strings.Compare(x.kind, y.kind), strings.Compare(x.externalID, y.externalID))
+	})
 	var removed []uuid.UUID
 	var added []*Member
 	var changed []*Member

@@ -201,3 +201,66 @@ func TestWebhookBatchStoreMatchesOneByOne(t *testing.T) {
 		}
 	})
 }
+
+// TestWebhookBatchJobsRace sends two batches about the same users at once,
+// in opposite orders, so that their jobs run side by side and write the
+// same rows: both finish at their first attempt (rows are written in key
+// order, so the jobs wait for each other rather than deadlock), and each
+// user ends with the newest version, whichever job came last.
+func TestWebhookBatchJobsRace(t *testing.T) {
+	dbtest.Run(t, func(t *testing.T, db *dbtest.DB) {
+		s := newWebhookServer(t, db, Options{})
+		owner := s.register("owner@example.com", "Acme")
+		c := s.connect(owner, ProviderUserService, "acme")
+		const users = 40
+		at := func(sec int) string { return time.Date(2026, 1, 1, 0, 0, sec, 0, time.UTC).Format(time.RFC3339) }
+		batch := func(name string, items []json.RawMessage) {
+			body, _ := json.Marshal(items)
+			r := s.doH("POST", c.WebhookURL+"batch/", "", body, webhookstest.SignStandard(name, body, time.Now(), c.Secret))
+			if r.Status != http.StatusMultiStatus {
+				t.Errorf("batch %s: %d %s", name, r.Status, r.Body)
+			}
+		}
+		var setup []json.RawMessage
+		for i := range users {
+			setup = append(setup, event(fmt.Sprintf("c%d", i), "user.created",
+				map[string]any{"id": fmt.Sprint(i), "email": fmt.Sprintf("u%d@example.com", i), "updated_at": at(1)}))
+		}
+		batch("setup", setup)
+		for i := range users {
+			s.waitEvent(owner, fmt.Sprintf("c%d", i), EventProcessed)
+		}
+		// Batch a makes even users admins with the newer version; batch b
+		// makes odd ones admins with the newer version. Each names every
+		// user, b in reverse order.
+		var a, b []json.RawMessage
+		for i := range users {
+			roleA, roleB, verA, verB := "admin", "user", 3, 2
+			if i%2 == 1 {
+				roleA, roleB, verA, verB = "user", "admin", 2, 3
+			}
+			a = append(a, event(fmt.Sprintf("a%d", i), "user.updated",
+				map[string]any{"id": fmt.Sprint(i), "email": fmt.Sprintf("u%d@example.com", i), "role": roleA, "updated_at": at(verA)}))
+			b = append([]json.RawMessage{event(fmt.Sprintf("b%d", i), "user.updated",
+				map[string]any{"id": fmt.Sprint(i), "email": fmt.Sprintf("u%d@example.com", i), "role": roleB, "updated_at": at(verB)})}, b...)
+		}
+		var wg sync.WaitGroup
+		wg.Go(func() { batch("a", a) })
+		wg.Go(func() { batch("b", b) })
+		wg.Wait()
+		for i := range users {
+			for _, p := range []string{"a", "b"} {
+				if e := s.waitEvent(owner, fmt.Sprintf("%s%d", p, i), EventProcessed); e.Attempts != 1 {
+					t.Errorf("event %s%d processed at attempt %d, want 1", p, i, e.Attempts)
+				}
+			}
+		}
+		members := s.members(owner)
+		for i := range users {
+			want := "admin"
+			if got := members[fmt.Sprintf("u%d@example.com", i)]; got != want {
+				t.Errorf("user %d: role %q, want %q (the newer version)", i, got, want)
+			}
+		}
+	})
+}
