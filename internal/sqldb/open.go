@@ -139,8 +139,10 @@ func sqliteDSN(rawURL string, opts Options) (string, error) {
 	// default is 2 MiB): inserts into large indexes with scattered keys
 	// then find their pages in memory instead of reading them back.
 	q.Add("_pragma", "cache_size(-65536)")
-	// Checkpoints run in the background (checkpointLoop), not in commits.
+	// Checkpoints run in the background (checkpointLoop), not in commits;
+	// a WAL that grew past 64 MiB is cut back to that when it starts over.
 	q.Add("_pragma", "wal_autocheckpoint(0)")
+	q.Add("_pragma", "journal_size_limit(67108864)")
 	if q.Get("_txlock") == "" {
 		q.Set("_txlock", "immediate")
 	}
