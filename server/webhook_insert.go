@@ -1,8 +1,12 @@
 package server
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -23,7 +27,17 @@ import (
 func insertEvents(ctx context.Context, tx bun.Tx, wes []*WebhookEvent) ([]uuid.UUID, error) {
 	var ids []uuid.UUID
 	if tx.Dialect().Name() != dialect.SQLite {
-		_, err := tx.NewInsert().Model(&wes).On("CONFLICT (connection_id, provider, event_id) DO NOTHING").
+		// In key order: two transactions inserting some of the same
+		// events (the same delivery sent twice at once) then wait for each
+		// other in one order, instead of each holding a key the other
+		// waits for. Stable, so that of an event given twice the first is
+		// the one stored.
+		sorted := slices.Clone(wes)
+		slices.SortStableFunc(sorted, func(x, y *WebhookEvent) int {
+			return cmp.Or(bytes.Compare(x.ConnectionID[:], y.ConnectionID[:]), strings.Compare(x.Provider, y.Provider),
+				strings.Compare(x.EventID, y.EventID))
+		})
+		_, err := tx.NewInsert().Model(&sorted).On("CONFLICT (connection_id, provider, event_id) DO NOTHING").
 			Returning("id").Exec(ctx, &ids)
 		return ids, err
 	}
